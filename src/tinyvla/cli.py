@@ -1,0 +1,206 @@
+"""`tinyvla <command>`: train, eval, demo, data, bench, info.
+
+Config overrides are dotted flags (`--policy.vision_width 384`, `--train.lr=1e-3`, `--data.num_train 5000`);
+unknown keys are errors. User mistakes print one line on stderr and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from tinyvla.errors import ConfigError, TinyVLAError
+
+
+def parse_overrides(extra: list[str]) -> dict[str, str]:
+    """['--train.lr', '1e-3', '--policy.fusion=pool_add'] -> {'train.lr': '1e-3', 'policy.fusion': 'pool_add'}."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
+            raise ConfigError(f"unknown argument {arg!r} (config overrides look like --train.lr 1e-3)")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(extra):
+                raise ConfigError(f"{arg} needs a value")
+            key, value = arg[2:], extra[i + 1]
+            i += 2
+        out[key] = value
+    return out
+
+
+def _policy_type(overrides: dict[str, str]) -> str:
+    return overrides.pop("policy.type", "tinyvla")
+
+
+def cmd_train(args, extra) -> int:
+    from tinyvla.pipeline import build_run_config, run_training
+
+    overrides = parse_overrides(extra)
+    run = build_run_config(_policy_type(overrides), args.preset, overrides)
+    if args.device:
+        run.train.device = args.device
+    policy, result = run_training(run, args.out)
+    print(f"{run.policy.type} ({policy.num_parameters():,} parameters): best val L2 {result.best_val_l2:.4f}, "
+          f"final {result.final_val_l2:.4f}, {result.steps} steps in {result.train_seconds:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_eval(args, extra) -> int:
+    from tinyvla.data.dataset import FrameDataset
+    from tinyvla.data.toy import generate_toy_dataset
+    from tinyvla.evaluate import closed_loop, offline_l2
+    from tinyvla.policies.base import Policy
+    from tinyvla.utils import resolve_device, resolve_precision
+
+    if extra:
+        raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    device = resolve_device(args.device)
+    policy = Policy.from_pretrained(args.checkpoint, device=device)
+    precision = resolve_precision(args.precision, device)
+    val = FrameDataset.load(args.dataset) if args.dataset else generate_toy_dataset(args.num_val, args.seed + 1)
+    l2 = offline_l2(policy, val, precision=precision)
+    cl = closed_loop(policy, args.episodes, seed=10_000 + args.seed, precision=precision, progress=True)
+    lo, hi = cl.confidence_interval()
+    report = {"checkpoint": str(args.checkpoint), "policy": policy.name, "val_l2": l2, "val_frames": len(val),
+              "episodes": cl.episodes, "success_rate": cl.success_rate, "success_ci95": [lo, hi],
+              "mean_episode_steps": cl.mean_steps, "device": str(device)}
+    print(f"val L2 {l2:.4f} over {len(val)} frames; closed-loop success {cl.success_rate:.1%} "
+          f"(95% CI {lo:.1%}-{hi:.1%}) over {cl.episodes} episodes")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_demo(args, extra) -> int:
+    from tinyvla.demo import run_demo
+
+    if extra:
+        raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    run_demo(args.out, seed=args.seed, episodes=args.episodes, quick=args.quick, device=args.device)
+    return 0
+
+
+def cmd_data(args, extra) -> int:
+    from tinyvla.data.toy import generate_toy_dataset
+
+    if extra:
+        raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    out = Path(args.out)
+    generate_toy_dataset(args.num_train, args.seed, name="train").save(out / "train")
+    generate_toy_dataset(args.num_val, args.seed + 1, name="val").save(out / "val")
+    print(f"wrote {args.num_train} train + {args.num_val} val frames of {args.task} to {out}")
+    return 0
+
+
+def cmd_bench(args, extra) -> int:
+    from tinyvla.bench import bench_train
+    from tinyvla.data.toy import generate_toy_dataset
+    from tinyvla.pipeline import build_run_config, new_policy
+
+    overrides = parse_overrides(extra)
+    run = build_run_config(_policy_type(overrides), args.preset, overrides)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    data = generate_toy_dataset(2048, 0)
+    policy = new_policy(run.policy, data)
+    result = bench_train(policy, data, batch_size=args.batch_size or run.train.batch_size, seconds=args.seconds,
+                         device_name=args.device, precision=args.precision)
+    result = {"preset": args.preset, "policy": run.policy.type, **result}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_info(args, extra) -> int:
+    from tinyvla.data.toy import generate_toy_dataset
+    from tinyvla.pipeline import build_run_config, new_policy
+
+    overrides = parse_overrides(extra)
+    run = build_run_config(_policy_type(overrides), args.preset, overrides)
+    policy = new_policy(run.policy, generate_toy_dataset(16, 0))
+    print(f"policy {run.policy.type}, preset {args.preset}: {policy.num_parameters():,} parameters")
+    for name, child in policy.named_children():
+        print(f"  {name:<10} {sum(p.numel() for p in child.parameters()):>12,}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinyvla", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a policy (config overrides: --policy.X, --train.X, --data.X)")
+    t.add_argument("--preset", default="tiny")
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--device", default=None, help="shortcut for --train.device")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="offline L2 + closed-loop success of a checkpoint")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--episodes", type=int, default=100)
+    e.add_argument("--dataset", default="", help="a saved split (default: the toy task's held-out split)")
+    e.add_argument("--num-val", type=int, default=2000)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    e.add_argument("--json", default="")
+    e.set_defaults(func=cmd_eval)
+
+    d = sub.add_parser("demo", help="the toy task end to end: TinyVLA + baselines, table and plot")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--episodes", type=int, default=100)
+    d.add_argument("--device", default="auto")
+    d.add_argument("--quick", action="store_true", help="tiny smoke run of the same pipeline")
+    d.set_defaults(func=cmd_demo)
+
+    g = sub.add_parser("data", help="generate a data set")
+    g.add_argument("task", choices=["toy"])
+    g.add_argument("--out", required=True)
+    g.add_argument("--num-train", type=int, default=50_000)
+    g.add_argument("--num-val", type=int, default=2_000)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_data)
+
+    b = sub.add_parser("bench", help="speed/memory benchmarks, written as JSON")
+    b.add_argument("what", choices=["train"])
+    b.add_argument("--preset", default="tiny")
+    b.add_argument("--seconds", type=float, default=30.0)
+    b.add_argument("--batch-size", type=int, default=0, help="default: the preset's train.batch_size")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    b.add_argument("--threads", type=int, default=0)
+    b.add_argument("--json", default="")
+    b.set_defaults(func=cmd_bench)
+
+    i = sub.add_parser("info", help="parameter counts of a preset")
+    i.add_argument("--preset", default="tiny")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = build_parser().parse_known_args(argv)
+    warnings.simplefilter("default")
+    try:
+        return args.func(args, extra)
+    except TinyVLAError as e:
+        print(f"tinyvla {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets kept as tensors in memory, their on-disk format and normalisation statistics."""

@@ -1,0 +1,1 @@
+"""Environments (gymnasium API) with scripted experts."""

@@ -1,0 +1,1 @@
+"""Shared building blocks: transformer blocks, ViT, text encoder, fusion and action heads."""

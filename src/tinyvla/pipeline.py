@@ -1,0 +1,96 @@
+"""Glue between configs, data and policies: what `tinyvla train` and `tinyvla demo` run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyvla.config import apply_overrides, from_dict, to_dict
+from tinyvla.data.dataset import FrameDataset
+from tinyvla.data.toy import TASK_NAME, generate_toy_dataset
+from tinyvla.envs.toy_reach import all_instructions
+from tinyvla.errors import ConfigError, DataError
+from tinyvla.policies.base import Policy, PolicyConfig
+from tinyvla.policies.registry import get_policy_class, make_policy
+from tinyvla.tokenizer import InstructionTokenizer
+from tinyvla.train import TrainConfig, TrainResult, train
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a directory from `tinyvla data toy` (with train/ and val/); empty = generate the toy task
+    num_train: int = 50_000
+    num_val: int = 2_000
+    seed: int = 0  # the train split uses `seed`, the held-out split `seed + 1`
+
+    def validate(self) -> None:
+        if self.num_train < 1 or self.num_val < 1:
+            raise ValueError("num_train and num_val must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    policy: PolicyConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the preset, then user overrides (all dotted keys: policy.*, train.*, data.*)."""
+    policy_cls = get_policy_class(policy_type)
+    if preset not in policy_cls.presets:
+        raise ConfigError(f"unknown preset {preset!r} for policy {policy_type!r}; available: {', '.join(policy_cls.presets)}")
+    merged = {**policy_cls.presets[preset], **(overrides or {})}
+    groups: dict[str, dict[str, Any]] = {"policy": {}, "train": {}, "data": {}}
+    for key, value in merged.items():
+        head, _, rest = key.partition(".")
+        if head not in groups or not rest:
+            raise ConfigError(f"unknown config key {key!r}: keys start with policy., train. or data.")
+        groups[head][rest] = value
+    groups["policy"].pop("type", None)
+    return RunConfig(
+        policy=apply_overrides(policy_cls.config_class(), groups["policy"], "policy."),
+        train=apply_overrides(TrainConfig(), groups["train"], "train."),
+        data=apply_overrides(DataConfig(), groups["data"], "data."),
+    )
+
+
+def load_splits(cfg: DataConfig) -> tuple[FrameDataset, FrameDataset]:
+    if cfg.path:
+        root = Path(cfg.path)
+        if not root.is_dir():
+            raise DataError(f"dataset directory {cfg.path!r} does not exist")
+        return FrameDataset.load(root / "train"), FrameDataset.load(root / "val")
+    return generate_toy_dataset(cfg.num_train, cfg.seed, name="train"), generate_toy_dataset(cfg.num_val, cfg.seed + 1, name="val")
+
+
+def new_tokenizer(train_ds: FrameDataset, context_length: int) -> InstructionTokenizer:
+    """The toy task's tokenizer learns its whole instruction grammar; other data sets their own tasks."""
+    corpus = all_instructions() if train_ds.info.get("task") == TASK_NAME else train_ds.tasks
+    return InstructionTokenizer.train(corpus, context_length)
+
+
+def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
+    if train_ds.action_dim != cfg.action_dim:
+        raise DataError(f"dataset actions have dimension {train_ds.action_dim}, policy.action_dim is {cfg.action_dim}")
+    if train_ds.images.shape[-1] != cfg.image_size:
+        raise DataError(f"dataset images are {train_ds.images.shape[-1]} px, policy.image_size is {cfg.image_size}")
+    return make_policy(cfg, tokenizer=new_tokenizer(train_ds, cfg.context_length), stats=train_ds.action_stats())
+
+
+def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
+                 splits: tuple[FrameDataset, FrameDataset] | None = None) -> tuple[Policy, TrainResult]:
+    train_ds, val_ds = splits or load_splits(run.data)
+    policy = new_policy(run.policy, train_ds)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "run_config.json").write_text(json.dumps(
+            {"policy_type": run.policy.type, "policy": to_dict(run.policy), "train": to_dict(run.train),
+             "data": to_dict(run.data)}, indent=2))
+    result = train(policy, train_ds, val_ds, run.train, out_dir=out, desc=desc)
+    return policy, result
+
+
+__all__ = ["DataConfig", "RunConfig", "build_run_config", "load_splits", "new_policy", "run_training", "from_dict"]

@@ -1,0 +1,241 @@
+"""The Policy interface (LeRobot-style) and Hugging Face-style checkpoints.
+
+A checkpoint directory holds `config.json` (policy type, format version, config),
+`model.safetensors`, `tokenizer.json` and `stats.json` (action normalisation statistics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tinyvla.config import from_dict, to_dict
+from tinyvla.constants import (
+    ACTION, CHECKPOINT_FORMAT_VERSION, CONFIG_NAME, OBS_IMAGE, STATS_NAME, TASK, TOKEN_MASK, TOKENIZER_NAME,
+    TOKENS, WEIGHTS_NAME,
+)
+from tinyvla.errors import CheckpointError, ConfigError, DataError
+from tinyvla.tokenizer import InstructionTokenizer
+
+CONSTANT_INSTRUCTION = "do the task"
+
+
+@dataclass
+class PolicyConfig:
+    """Fields every policy shares. Subclasses add their architecture."""
+
+    type: ClassVar[str] = ""
+    image_size: int = 64
+    action_dim: int = 2
+    chunk_size: int = 1  # actions predicted per call
+    n_action_steps: int = 1  # actions executed from a chunk before predicting again
+    context_length: int = 32
+    # Baselines are the same model with one input removed, applied in training AND evaluation.
+    input_ablation: Literal["none", "blank_image", "constant_instruction"] = "none"
+
+    def validate(self) -> None:
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(f"n_action_steps must be in [1, chunk_size={self.chunk_size}]")
+        if self.action_dim < 1 or self.image_size < 1 or self.context_length < 1:
+            raise ValueError("action_dim, image_size and context_length must be positive")
+
+
+def atomic_write_dir(target: Path, write: "callable") -> None:
+    """Write a directory via a temp sibling + rename, so a crash never leaves a half-written one."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        write(tmp)
+        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class Policy(nn.Module):
+    """Batches are dicts keyed by `tinyvla.constants`: OBS_IMAGE, TASK (or TOKENS + TOKEN_MASK), ACTION."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, config: PolicyConfig, *, tokenizer: InstructionTokenizer, stats: dict):
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.stats = stats
+        try:
+            mean = torch.tensor(stats["action"]["mean"], dtype=torch.float32)
+            std = torch.tensor(stats["action"]["std"], dtype=torch.float32)
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"normalisation stats lack action mean/std ({e})") from None
+        if mean.shape != (config.action_dim,) or std.shape != (config.action_dim,):
+            raise DataError(f"action stats have shape {tuple(mean.shape)}, policy action_dim is {config.action_dim}")
+        self.register_buffer("action_mean", mean, persistent=False)
+        self.register_buffer("action_std", std.clamp_min(1e-6), persistent=False)
+        self._constant_tokens = tokenizer([CONSTANT_INSTRUCTION])
+        self._queue: deque[torch.Tensor] = deque()
+
+    # ---- subclasses implement this ------------------------------------------------------------
+    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(b, 3, H, W) float in [0, 1], (b, l) ids, (b, l) mask -> normalised actions (b, t, a)."""
+        raise NotImplementedError
+
+    # ---- pre/post-processing -----------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.action_mean.device
+
+    def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate a batch and return (images, tokens, mask) on the policy's device."""
+        cfg = self.config
+        if OBS_IMAGE not in batch:
+            raise DataError(f"batch lacks {OBS_IMAGE!r}")
+        images = batch[OBS_IMAGE]
+        if not isinstance(images, torch.Tensor):
+            raise DataError(f"{OBS_IMAGE} must be a torch tensor, got {type(images).__name__}")
+        expected = (3, cfg.image_size, cfg.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise DataError(f"{OBS_IMAGE} must have shape (batch, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
+        if images.dtype == torch.uint8:
+            images = images.to(self.device).float() / 255.0
+        elif images.dtype.is_floating_point:
+            images = images.to(self.device, torch.float32)
+        else:
+            raise DataError(f"{OBS_IMAGE} must be uint8 or float in [0, 1], got {images.dtype}")
+        if not torch.isfinite(images).all():
+            raise DataError(f"{OBS_IMAGE} contains NaN or inf")
+        if TOKENS in batch:
+            tokens, mask = batch[TOKENS], batch[TOKEN_MASK]
+        elif TASK in batch:
+            tokens, mask = self.tokenizer(batch[TASK])
+        else:
+            raise DataError(f"batch lacks an instruction ({TASK!r})")
+        if tokens.shape[0] != images.shape[0]:
+            raise DataError(f"{tokens.shape[0]} instructions for {images.shape[0]} images")
+        if cfg.input_ablation == "blank_image":
+            images = torch.zeros_like(images)
+        elif cfg.input_ablation == "constant_instruction":
+            t, m = self._constant_tokens
+            tokens, mask = t.expand(images.shape[0], -1), m.expand(images.shape[0], -1)
+        return images, tokens.to(self.device), mask.to(self.device)
+
+    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return (action - self.action_mean) / self.action_std
+
+    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return action * self.action_std + self.action_mean
+
+    # ---- LeRobot-style API ---------------------------------------------------------------------
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Behavioural cloning: MSE between predicted and demonstrated (normalised) actions."""
+        pred = self.predict_normalized(*self.prepare(batch))  # (b, t, a)
+        target = batch[ACTION].to(self.device, torch.float32)
+        target = target.reshape(pred.shape[0], -1, self.config.action_dim)[:, : pred.shape[1]]
+        loss = torch.nn.functional.mse_loss(pred.float(), self.normalize_action(target))
+        return loss, {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict) -> torch.Tensor:
+        """-> actions (b, t, a) in the dataset's units."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.unnormalize_action(self.predict_normalized(*self.prepare(batch)).float())
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def select_action(self, batch: dict) -> torch.Tensor:
+        """-> one action (b, a); re-plans every `n_action_steps` steps from a fresh chunk."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]  # (b, t, a)
+            self._queue.extend(chunk.transpose(0, 1))
+        return self._queue.popleft()
+
+    def reset(self) -> None:
+        self._queue.clear()
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
+        meta = {"type": self.name, "format_version": CHECKPOINT_FORMAT_VERSION, "config": to_dict(self.config)}
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+
+        def write(tmp: Path) -> None:
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            self.tokenizer.save(tmp / TOKENIZER_NAME)
+            (tmp / STATS_NAME).write_text(json.dumps(self.stats, indent=2))
+            for name, content in (extra or {}).items():
+                (tmp / name).write_text(json.dumps(content, indent=2))
+
+        atomic_write_dir(Path(directory), write)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Policy":
+        """Load any registered policy from a checkpoint directory (dispatching on its `type`)."""
+        from tinyvla.policies.registry import get_policy_class
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise CheckpointError(f"checkpoint directory {str(directory)!r} does not exist")
+        missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME, STATS_NAME) if not (directory / n).is_file()]
+        if missing:
+            raise CheckpointError(f"checkpoint {str(directory)!r} is incomplete: missing {', '.join(missing)}")
+        try:
+            meta = json.loads((directory / CONFIG_NAME).read_text())
+            stats = json.loads((directory / STATS_NAME).read_text())
+            policy_type, version, raw_config = meta["type"], meta["format_version"], meta["config"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"checkpoint {str(directory)!r} has a corrupt config or stats file ({e})") from None
+        if version > CHECKPOINT_FORMAT_VERSION:
+            raise CheckpointError(f"checkpoint format {version} is newer than this tinyvla ({CHECKPOINT_FORMAT_VERSION})")
+        policy_cls = get_policy_class(policy_type)
+        if cls is not Policy and not issubclass(policy_cls, cls):
+            raise CheckpointError(f"checkpoint holds a {policy_type!r} policy, not {cls.name!r}")
+        try:
+            config = from_dict(policy_cls.config_class, raw_config)
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {str(directory)!r}: {e}") from None
+        try:
+            tokenizer = InstructionTokenizer.load(directory / TOKENIZER_NAME, config.context_length)
+        except Exception as e:  # tokenizers raises its own exception types for corrupt JSON
+            raise CheckpointError(f"checkpoint {str(directory)!r} has a corrupt tokenizer ({e})") from None
+        policy = policy_cls(config, tokenizer=tokenizer, stats=stats)
+        try:
+            state = load_file(str(directory / WEIGHTS_NAME))
+        except Exception as e:  # safetensors raises SafetensorError / OSError for corrupt files
+            raise CheckpointError(f"checkpoint {str(directory)!r} has corrupt weights ({e})") from None
+        try:
+            result = policy.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise CheckpointError(f"checkpoint {str(directory)!r} does not match its config: {str(e).splitlines()[-1]}") from None
+        if result.missing_keys or result.unexpected_keys:
+            raise CheckpointError(
+                f"checkpoint {str(directory)!r} does not match the {policy_type!r} architecture: "
+                f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+            )
+        return policy.to(device)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tinyvla.policies.base import PolicyConfig
+
+
+@dataclass
+class TinyVLAConfig(PolicyConfig):
+    """Defaults are the `tiny` preset: the seed's shapes (vision 192x4, language 256x4)."""
+
+    patch_size: int = 8
+    vision_width: int = 192
+    vision_layers: int = 4
+    vision_heads: int = 3
+    vision_pos_init: Literal["sincos", "random"] = "sincos"
+    lang_width: int = 256
+    lang_layers: int = 4
+    lang_heads: int = 4
+    vocab_size: int = 0  # set from the tokenizer when the policy is built
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    # "pool_add": the seed's exact fusion (pool vision, project, add pooled language);
+    # "instruction_pool_add": the vision pool is an attention pool queried by the instruction.
+    fusion: Literal["pool_add", "instruction_pool_add"] = "instruction_pool_add"
+    vision_pool: Literal["cls", "mean"] = "cls"  # for fusion="pool_add"
+    pool_heads: int = 4  # for fusion="instruction_pool_add"
+    head_hidden: int = 256
+    head_layers: int = 2
+
+    def validate(self) -> None:
+        super().validate()
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        for name in ("vision", "lang"):
+            if getattr(self, f"{name}_width") % getattr(self, f"{name}_heads"):
+                raise ValueError(f"{name}_width must be divisible by {name}_heads")
+        if self.head_layers < 1:
+            raise ValueError("head_layers must be >= 1")

@@ -1,0 +1,203 @@
+"""One readable training loop: behavioural cloning with AdamW, warmup + cosine, clipping, bf16 autocast,
+periodic validation, best/last checkpoints written atomically, optional TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from tinyvla.constants import ACTION, OBS_IMAGE, TOKEN_MASK, TOKENS
+from tinyvla.data.dataset import FrameDataset
+from tinyvla.policies.base import Policy
+from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
+
+
+@dataclass
+class TrainConfig:
+    # Defaults: the recipe that reached val L2 <= 0.05 on the toy task for 4/4 seeds (see README).
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 80
+    min_lr_ratio: float = 0.02  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    eval_every: int = 100
+    eval_batch_size: int = 512
+    time_budget_s: float = 0.0  # stop early after this much training time (0 = no limit)
+    num_threads: int = 0  # torch CPU threads (0 = torch's default)
+    tensorboard: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
+        if self.lr <= 0 or self.eval_every < 1:
+            raise ValueError("lr and eval_every must be positive")
+
+
+def lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def make_optimizer(policy: Policy, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms, embeddings and positional tables."""
+    decay, no_decay = [], []
+    for name, p in policy.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and "embed" not in name and "token" not in name else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=False)
+
+
+class TokenTable:
+    """Instructions tokenised once per dataset; a batch gathers rows and trims padding."""
+
+    def __init__(self, policy: Policy, dataset: FrameDataset, device: torch.device):
+        ids, mask = policy.tokenizer(dataset.tasks)
+        self.ids, self.mask = ids.to(device), mask.to(device)
+
+    def __call__(self, task_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.ids[task_index], self.mask[task_index]
+        length = int(mask.sum(dim=1).max())
+        return ids[:, :length], mask[:, :length]
+
+
+def tensor_batch(ds: FrameDataset, idx: torch.Tensor, tokens: TokenTable, device: torch.device) -> dict:
+    ids, mask = tokens(ds.task_index[idx].to(tokens.ids.device))
+    return {OBS_IMAGE: ds.images[idx].to(device, non_blocking=True), TOKENS: ids, TOKEN_MASK: mask,
+            ACTION: ds.actions[idx].to(device, non_blocking=True)}
+
+
+@torch.no_grad()
+def offline_l2(policy: Policy, ds: FrameDataset, *, batch_size: int = 512, precision: str = "fp32") -> float:
+    """Mean L2 norm of the action error over a dataset, in the dataset's action units."""
+    device = policy.device
+    table = TokenTable(policy, ds, device)
+    total, n = 0.0, 0
+    for start in range(0, len(ds), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(ds)))
+        batch = tensor_batch(ds, idx, table, device)
+        with autocast_context(device, precision):
+            pred = policy.predict_action_chunk(batch)  # (b, t, a)
+        target = batch[ACTION].reshape(pred.shape[0], -1, pred.shape[-1])[:, : pred.shape[1]].float()
+        total += torch.linalg.vector_norm(pred.float() - target, dim=-1).mean(dim=1).sum().item()
+        n += len(idx)
+    return total / max(n, 1)
+
+
+@dataclass
+class TrainResult:
+    best_val_l2: float
+    final_val_l2: float
+    train_seconds: float
+    steps: int
+    samples: int
+    history: list[dict]
+
+
+def train(
+    policy: Policy, train_ds: FrameDataset, val_ds: FrameDataset, cfg: TrainConfig,
+    out_dir: str | Path | None = None, desc: str = "train",
+) -> TrainResult:
+    set_seed(cfg.seed)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    policy.to(device).train()
+    out = Path(out_dir) if out_dir else None
+    writer = _tensorboard(out) if (cfg.tensorboard and out) else None
+    opt = make_optimizer(policy, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    tokens = TokenTable(policy, train_ds, device)
+    if device.type == "cuda":  # keep the whole data set on the GPU: it is small
+        train_ds = FrameDataset(train_ds.images.to(device), train_ds.actions.to(device), train_ds.states,
+                                train_ds.task_index.to(device), train_ds.tasks, name=train_ds.name)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(train_ds), generator=gen)
+    pos = 0
+    history: list[dict] = []
+    best = float("inf")
+    train_seconds = 0.0
+    val_l2 = float("nan")
+    bar = tqdm(total=cfg.steps, desc=desc, disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    step = 0
+    for step in range(1, cfg.steps + 1):
+        t0 = time.perf_counter()
+        if pos + cfg.batch_size > len(order):  # new epoch
+            order, pos = torch.randperm(len(train_ds), generator=gen), 0
+        idx = order[pos : pos + cfg.batch_size]
+        pos += cfg.batch_size
+        batch = tensor_batch(train_ds, idx.to(train_ds.images.device), tokens, device)
+        with autocast_context(device, precision):
+            loss, info = policy(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_seconds += time.perf_counter() - t0
+        bar.update(1)
+        if writer is not None and step % 10 == 0:
+            writer.add_scalar("train/loss", loss.item(), step)
+            writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+            writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
+        last = step == cfg.steps or (cfg.time_budget_s and train_seconds >= cfg.time_budget_s)
+        if step % cfg.eval_every == 0 or last:
+            val_l2 = offline_l2(policy, val_ds, batch_size=cfg.eval_batch_size, precision=precision)
+            policy.train()
+            record = {"step": step, "samples": step * cfg.batch_size, "train_seconds": round(train_seconds, 3),
+                      "loss": loss.item(), "val_l2": val_l2}
+            history.append(record)
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_l2=f"{val_l2:.4f}")
+            if writer is not None:
+                writer.add_scalar("val/l2", val_l2, step)
+            if out is not None:
+                state = {**record, "best_val_l2": min(best, val_l2), "history": history}
+                if val_l2 < best:
+                    policy.save_pretrained(out / "best", extra={"train_state.json": state})
+                policy.save_pretrained(out / "last", extra={"train_state.json": state})
+            best = min(best, val_l2)
+        if last:
+            break
+    bar.close()
+    if writer is not None:
+        writer.close()
+    result = TrainResult(best, val_l2, train_seconds, step, step * cfg.batch_size, history)
+    if out is not None:
+        (out / "history.json").write_text(json.dumps(result.__dict__, indent=2))
+    return result
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("tensorboard is not installed (pip install 'tinyvla[tensorboard]'); logging to history.json only")
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+if os.environ.get("TINYVLA_DEBUG_ANOMALY"):
+    torch.autograd.set_detect_anomaly(True)

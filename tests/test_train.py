@@ -15,18 +15,19 @@ def test_warmup_then_cosine():
 
 
 def test_short_training_learns_to_use_vision_and_language(tiny_run_config, tmp_path):
-    """A small model, a few hundred steps: the error must fall far below both the random baseline
-    and the best a language-only policy can do (~0.70), i.e. it located the named block."""
+    """A small model, 600 steps (~45 s): the error must fall far below the random baseline (~1.4) and
+    below what vision alone (~0.50) or language alone (~0.70) can reach, i.e. it found the named block.
+    fp32 so the trajectory does not depend on whether the CPU has bf16 (seeds 0/1/2 gave 0.111/0.074/0.193)."""
     run = tiny_run_config(**{
-        "policy.vision_width": 64, "policy.vision_layers": 2, "policy.vision_heads": 2,
+        "policy.vision_width": 96, "policy.vision_layers": 2, "policy.vision_heads": 2,
         "policy.lang_width": 64, "policy.lang_layers": 1, "policy.pool_heads": 2, "policy.head_hidden": 64,
-        "data.num_train": 4000, "data.num_val": 256, "train.steps": 400, "train.warmup_steps": 40,
-        "train.lr": 1e-3, "train.eval_every": 100, "train.batch_size": 64,
+        "data.num_train": 4000, "data.num_val": 256, "train.steps": 600, "train.warmup_steps": 50,
+        "train.lr": 5e-4, "train.eval_every": 100, "train.batch_size": 64, "train.precision": "fp32",
     })
     policy, result = run_training(run, tmp_path / "run")
     first = result.history[0]["val_l2"]
-    assert result.best_val_l2 < 0.5, result.history
-    assert result.best_val_l2 < 0.7 * first
+    assert result.best_val_l2 < 0.3, result.history
+    assert result.best_val_l2 < 0.5 * first
     # best + last checkpoints exist, load, and reproduce the recorded figure
     state = json.loads((tmp_path / "run" / "best" / "train_state.json").read_text())
     assert state["best_val_l2"] == result.best_val_l2

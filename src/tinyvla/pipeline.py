@@ -16,6 +16,7 @@ from tinyvla.policies.base import Policy, PolicyConfig
 from tinyvla.policies.registry import get_policy_class, make_policy
 from tinyvla.tokenizer import InstructionTokenizer
 from tinyvla.train import TrainConfig, TrainResult, train
+from tinyvla.utils import set_seed
 
 
 @dataclass
@@ -83,6 +84,7 @@ def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
 def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
                  splits: tuple[FrameDataset, FrameDataset] | None = None) -> tuple[Policy, TrainResult]:
     train_ds, val_ds = splits or load_splits(run.data)
+    set_seed(run.train.seed)  # the initial weights depend on the seed alone, not on what ran before
     policy = new_policy(run.policy, train_ds)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)

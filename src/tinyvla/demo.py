@@ -18,9 +18,9 @@ SEED_FIGURES = {"random": 1.4, "vision_only": 0.5, "language_only": 0.8, "tinyvl
 # the baselines converge to their analytic optimum well within theirs (see README).
 ROWS: list[tuple[str, str, dict]] = [
     ("tinyvla", "tiny", {}),
-    ("vision_only", "tiny", {"policy.input_ablation": "constant_instruction", "train.steps": 400}),
-    ("language_only", "tiny", {"policy.input_ablation": "blank_image", "train.steps": 150}),
-    ("tinyvla_seed_fusion", "seed", {"train.steps": 500}),
+    ("vision_only", "tiny", {"policy.input_ablation": "constant_instruction", "train.steps": 800}),
+    ("language_only", "tiny", {"policy.input_ablation": "blank_image", "train.steps": 300}),
+    ("tinyvla_seed_fusion", "seed", {"train.steps": 800}),
 ]
 
 

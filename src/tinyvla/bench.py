@@ -99,3 +99,79 @@ def _step(policy: Policy, opt: torch.optim.Optimizer, batch: dict, device: torch
     loss.backward()
     torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
     opt.step()
+
+
+# ---- inference ---------------------------------------------------------------------------------
+INFER_MODES = ("eager", "onnx", "onnx-int8")
+
+
+def make_runner(policy: Policy, mode: str):
+    """A predict_action_chunk-compatible runner for `mode` (eager PyTorch or ONNX Runtime)."""
+    if mode == "eager":
+        return policy.eval()
+    if mode in ("onnx", "onnx-int8"):
+        from tinyvla.export import OnnxPolicy
+
+        if policy.device.type != "cpu":
+            raise ValueError("ONNX Runtime modes run on the CPU")
+        return OnnxPolicy(policy, quantize=mode == "onnx-int8")
+    raise ValueError(f"unknown inference mode {mode!r}; choose from {', '.join(INFER_MODES)}")
+
+
+def _percentiles(times_ms: list[float]) -> tuple[float, float]:
+    ts = sorted(times_ms)
+    return ts[len(ts) // 2], ts[min(len(ts) - 1, int(round(0.99 * (len(ts) - 1))))]
+
+
+@torch.inference_mode()
+def time_calls(runner, batch: dict, calls: int, device: torch.device, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        runner.predict_action_chunk(batch)
+    times = []
+    for _ in range(calls):
+        _sync(device)
+        t0 = time.perf_counter()
+        runner.predict_action_chunk(batch)
+        _sync(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 200, throughput_batch: int = 64,
+                tolerance: float = 1e-3) -> dict:
+    """Batch-1 latency (p50/p99 over `calls`) and batch-N throughput per mode; parity against eager.
+
+    The headline keys describe the fastest mode whose outputs stay within `tolerance` (action units)
+    of eager PyTorch; every mode's figures are under "modes"."""
+    device = policy.device
+    one, many = make_batch(1), make_batch(throughput_batch)
+    with torch.inference_mode():
+        reference = policy.eval().predict_action_chunk(many)
+    chunk = policy.config.chunk_size
+    results: dict[str, dict] = {}
+    for mode in modes:
+        try:
+            runner = make_runner(policy, mode)
+        except (ValueError, RuntimeError) as e:  # e.g. an op the exporter does not support
+            results[mode] = {"error": str(e).splitlines()[0]}
+            continue
+        p50, p99 = _percentiles(time_calls(runner, one, calls, device))
+        many_times = time_calls(runner, many, max(10, calls // 10), device, warmup=3)
+        chunks_per_s = throughput_batch / (sum(many_times) / len(many_times) / 1000)
+        with torch.inference_mode():
+            err = (runner.predict_action_chunk(many).float().cpu() - reference.float().cpu()).abs().max().item()
+        results[mode] = {
+            "latency_ms_p50": round(p50, 4), "latency_ms_p99": round(p99, 4),
+            "batch1_chunks_per_s": round(1000 / p50, 1), "chunks_per_s": round(chunks_per_s, 1),
+            "actions_per_s": round(chunks_per_s * chunk, 1), "max_abs_err_vs_eager": err,
+            "within_tolerance": err <= tolerance,
+        }
+    ok = {m: r for m, r in results.items() if "error" not in r and r["within_tolerance"]}
+    best = min(ok, key=lambda m: ok[m]["latency_ms_p50"])
+    counts = policy.parameter_counts()
+    return {
+        "mode": best, **{k: ok[best][k] for k in ("latency_ms_p50", "latency_ms_p99", "chunks_per_s", "actions_per_s")},
+        "chunk": chunk, "throughput_batch": throughput_batch, "calls": calls,
+        "params_policy": counts["policy"], "params_backbone": counts["backbone"], "params_total": policy.num_parameters(),
+        "device": str(device), "threads": torch.get_num_threads(), "tolerance": tolerance, "modes": results,
+    }

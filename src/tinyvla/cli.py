@@ -63,11 +63,17 @@ def cmd_eval(args, extra) -> int:
     device = resolve_device(args.device)
     policy = Policy.from_pretrained(args.checkpoint, device=device)
     precision = resolve_precision(args.precision, device)
+    if args.mode != "eager":
+        from tinyvla.bench import make_runner
+
+        if device.type != "cpu":
+            raise ConfigError(f"--mode {args.mode} runs on the CPU; use --device cpu")
+        policy, precision = make_runner(policy, args.mode), "fp32"
     val = FrameDataset.load(args.dataset) if args.dataset else generate_toy_dataset(args.num_val, args.seed + 1)
     l2 = offline_l2(policy, val, precision=precision)
     cl = closed_loop(policy, args.episodes, seed=10_000 + args.seed, precision=precision, progress=True)
     lo, hi = cl.confidence_interval()
-    report = {"checkpoint": str(args.checkpoint), "policy": policy.name, "val_l2": l2, "val_frames": len(val),
+    report = {"checkpoint": str(args.checkpoint), "policy": policy.name, "mode": args.mode, "val_l2": l2, "val_frames": len(val),
               "episodes": cl.episodes, "success_rate": cl.success_rate, "success_ci95": [lo, hi],
               "mean_episode_steps": cl.mean_steps, "device": str(device)}
     print(f"val L2 {l2:.4f} over {len(val)} frames; closed-loop success {cl.success_rate:.1%} "
@@ -100,21 +106,48 @@ def cmd_data(args, extra) -> int:
 
 
 def cmd_bench(args, extra) -> int:
-    from tinyvla.bench import bench_train
+    import torch
+
+    from tinyvla.bench import INFER_MODES, bench_infer, bench_train
     from tinyvla.data.toy import generate_toy_dataset
     from tinyvla.pipeline import build_run_config, new_policy
+    from tinyvla.policies.base import Policy
+    from tinyvla.utils import resolve_device
 
     overrides = parse_overrides(extra)
-    run = build_run_config(_policy_type(overrides), args.preset, overrides)
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
     data = generate_toy_dataset(2048, 0)
-    policy = new_policy(run.policy, data)
-    result = bench_train(policy, data, batch_size=args.batch_size or run.train.batch_size, seconds=args.seconds,
-                         device_name=args.device, precision=args.precision)
-    result = {"preset": args.preset, "policy": run.policy.type, **result}
+    if args.what == "train":
+        run = build_run_config(_policy_type(overrides), args.preset, overrides)
+        policy = new_policy(run.policy, data)
+        result = bench_train(policy, data, batch_size=args.batch_size or run.train.batch_size, seconds=args.seconds,
+                             device_name=args.device, precision=args.precision)
+        result = {"preset": args.preset, "policy": run.policy.type, **result}
+    else:
+        device = resolve_device(args.device)
+        if args.checkpoint:
+            if overrides:
+                raise ConfigError("config overrides do not apply to a saved --checkpoint")
+            policy = Policy.from_pretrained(args.checkpoint, device=device)
+            source = args.checkpoint
+        else:  # random weights at the preset's shape: speed does not depend on the values
+            run = build_run_config(_policy_type(overrides), args.preset, overrides)
+            torch.manual_seed(0)
+            policy = new_policy(run.policy, data).to(device)
+            source = f"preset {args.preset} (random weights)"
+        modes = list(INFER_MODES) if args.mode == "all" else args.mode.split(",")
+        if device.type != "cpu":
+            modes = [m for m in modes if not m.startswith("onnx")] or ["eager"]
+        if "eager" not in modes:
+            modes.insert(0, "eager")
+
+        def make_batch(n):
+            return data.batch(torch.arange(n) % len(data))
+
+        result = {"policy": policy.name, "source": source,
+                  **bench_infer(policy, make_batch, modes=modes, calls=args.calls, throughput_batch=args.batch_size or 64,
+                                tolerance=args.tolerance)}
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    e.add_argument("--mode", default="eager", choices=["eager", "onnx", "onnx-int8"],
+                   help="run the network in PyTorch (eager) or ONNX Runtime (fp32 / dynamic int8)")
     e.add_argument("--json", default="")
     e.set_defaults(func=cmd_eval)
 
@@ -173,10 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_data)
 
     b = sub.add_parser("bench", help="speed/memory benchmarks, written as JSON")
-    b.add_argument("what", choices=["train"])
+    b.add_argument("what", choices=["train", "infer"])
     b.add_argument("--preset", default="tiny")
-    b.add_argument("--seconds", type=float, default=30.0)
-    b.add_argument("--batch-size", type=int, default=0, help="default: the preset's train.batch_size")
+    b.add_argument("--checkpoint", default="", help="infer: time a trained checkpoint instead of a preset")
+    b.add_argument("--seconds", type=float, default=30.0, help="train: how long to train")
+    b.add_argument("--batch-size", type=int, default=0,
+                   help="train: default the preset's train.batch_size; infer: the throughput batch (default 64)")
+    b.add_argument("--mode", default="all", help=f"infer: all or a comma list of {', '.join(('eager', 'onnx', 'onnx-int8'))}")
+    b.add_argument("--calls", type=int, default=200, help="infer: batch-1 calls timed")
+    b.add_argument("--tolerance", type=float, default=1e-2,
+                   help="infer: the fastest mode within this max |action - eager action| becomes the headline")
     b.add_argument("--device", default="auto")
     b.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     b.add_argument("--threads", type=int, default=0)

@@ -179,6 +179,10 @@ class Policy(nn.Module):
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """{"backbone": vision-language encoders, "policy": the rest (fusion, action head, ...)}."""
+        return {"backbone": 0, "policy": self.num_parameters()}
+
     # ---- checkpoints ---------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
         meta = {"type": self.name, "format_version": CHECKPOINT_FORMAT_VERSION, "config": to_dict(self.config)}

@@ -47,6 +47,10 @@ class TinyVLAPolicy(Policy):
             dim=c.lang_width, hidden=c.head_hidden, depth=c.head_layers, chunk_size=c.chunk_size, action_dim=c.action_dim
         )
 
+    def parameter_counts(self) -> dict[str, int]:
+        backbone = sum(p.numel() for m in (self.vision, self.language) for p in m.parameters())
+        return {"backbone": backbone, "policy": self.num_parameters() - backbone}
+
     def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         vision = self.vision(images)  # (b, n, dv)
         text = self.language(tokens, mask)  # (b, l, d)

@@ -45,6 +45,8 @@ def cmd_train(args, extra) -> int:
     run = build_run_config(_policy_type(overrides), args.preset, overrides)
     if args.device:
         run.train.device = args.device
+    if args.resume:
+        run.train.resume = True
     policy, result = run_training(run, args.out)
     print(f"{run.policy.type} ({policy.num_parameters():,} parameters): best val L2 {result.best_val_l2:.4f}, "
           f"final {result.final_val_l2:.4f}, {result.steps} steps in {result.train_seconds:.1f} s -> {args.out}")
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="tiny")
     t.add_argument("--out", default="runs/train")
     t.add_argument("--device", default=None, help="shortcut for --train.device")
+    t.add_argument("--resume", action="store_true", help="continue from <out>/last after a crash (same config)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="offline L2 + closed-loop success of a checkpoint")

@@ -14,7 +14,11 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from tinyvla.constants import ACTION, OBS_IMAGE, OBS_STATE, TOKEN_MASK, TOKENS
+from safetensors.torch import load_file
+
+from tinyvla.checkpointing import load_trainer_state, recover_checkpoint_dir, trainer_files
+from tinyvla.constants import ACTION, OBS_IMAGE, OBS_STATE, TOKEN_MASK, TOKENS, TRAIN_STATE_NAME, WEIGHTS_NAME
+from tinyvla.errors import ConfigError
 from tinyvla.data.dataset import FrameDataset
 from tinyvla.policies.base import Policy
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
@@ -39,6 +43,7 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads (0 = torch's default)
     tensorboard: bool = False
     progress: bool = True
+    resume: bool = False  # continue from <out>/last (model, optimiser, scheduler, RNG, data position)
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -134,14 +139,24 @@ def train(
                                 train_ds.task_index.to(device), train_ds.tasks, name=train_ds.name, info=train_ds.info)
     gen = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(train_ds), generator=gen)
-    pos = 0
-    history: list[dict] = []
-    best = float("inf")
-    train_seconds = 0.0
-    val_l2 = float("nan")
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not cfg.progress, dynamic_ncols=True, leave=False)
-    step = 0
-    for step in range(1, cfg.steps + 1):
+    pos, start, history, best, train_seconds = 0, 0, [], float("inf"), 0.0
+    if cfg.resume:
+        if out is None:
+            raise ConfigError("train.resume needs an output directory holding last/")
+        recover_checkpoint_dir(out / "last")
+        recover_checkpoint_dir(out / "best")
+        if (out / "last").is_dir():
+            policy.load_state_dict(load_file(str(out / "last" / WEIGHTS_NAME), device=str(device)))
+            order, pos, state = load_trainer_state(out / "last", opt, sched, gen)
+            start, history, best = state["step"], state["history"], state["best_val_l2"]
+            train_seconds = state["train_seconds"]
+            print(f"resuming from step {start} of {cfg.steps} ({out / 'last'})")
+        else:
+            print(f"nothing to resume in {out}; starting from scratch")
+    val_l2 = history[-1]["val_l2"] if history else float("nan")
+    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    step = start
+    for step in range(start + 1, cfg.steps + 1):
         t0 = time.perf_counter()
         if pos + cfg.batch_size > len(order):  # new epoch
             order, pos = torch.randperm(len(train_ds), generator=gen), 0
@@ -176,8 +191,8 @@ def train(
             if out is not None:
                 state = {**record, "best_val_l2": min(best, val_l2), "history": history}
                 if val_l2 < best:
-                    policy.save_pretrained(out / "best", extra={"train_state.json": state})
-                policy.save_pretrained(out / "last", extra={"train_state.json": state})
+                    policy.save_pretrained(out / "best", extra={TRAIN_STATE_NAME: state})
+                policy.save_pretrained(out / "last", files=trainer_files(opt, sched, gen, order, pos, state))
             best = min(best, val_l2)
         if last:
             break

@@ -184,7 +184,9 @@ class Policy(nn.Module):
         return {"backbone": 0, "policy": self.num_parameters()}
 
     # ---- checkpoints ---------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> None:
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None,
+                        files: dict[str, Any] | None = None) -> None:
+        """Write the checkpoint atomically. `extra`: name -> JSON content; `files`: name -> writer(path)."""
         meta = {"type": self.name, "format_version": CHECKPOINT_FORMAT_VERSION, "config": to_dict(self.config)}
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
 
@@ -195,6 +197,8 @@ class Policy(nn.Module):
             (tmp / STATS_NAME).write_text(json.dumps(self.stats, indent=2))
             for name, content in (extra or {}).items():
                 (tmp / name).write_text(json.dumps(content, indent=2))
+            for name, writer in (files or {}).items():
+                writer(tmp / name)
 
         atomic_write_dir(Path(directory), write)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -48,7 +49,8 @@ def cmd_train(args, extra) -> int:
     if args.resume:
         run.train.resume = True
     policy, result = run_training(run, args.out)
-    print(f"{run.policy.type} ({policy.num_parameters():,} parameters): best val L2 {result.best_val_l2:.4f}, "
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{run.policy.type} ({policy.num_parameters():,} parameters): best val L2 {result.best_val_l2:.4f}, "
           f"final {result.final_val_l2:.4f}, {result.steps} steps in {result.train_seconds:.1f} s -> {args.out}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
     train_ds, val_ds = splits or load_splits(run.data)
     set_seed(run.train.seed)  # the initial weights depend on the seed alone, not on what ran before
     policy = new_policy(run.policy, train_ds)
-    if out is not None:
+    if out is not None and int(os.environ.get("RANK", "0")) == 0:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "run_config.json").write_text(json.dumps(
             {"policy_type": run.policy.type, "policy": to_dict(run.policy), "train": to_dict(run.train),

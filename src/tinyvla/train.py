@@ -3,6 +3,7 @@ periodic validation, best/last checkpoints written atomically, optional TensorBo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from tinyvla.checkpointing import load_trainer_state, recover_checkpoint_dir, tr
 from tinyvla.constants import ACTION, OBS_IMAGE, OBS_STATE, TOKEN_MASK, TOKENS, TRAIN_STATE_NAME, WEIGHTS_NAME
 from tinyvla.errors import ConfigError
 from tinyvla.data.dataset import FrameDataset
+from tinyvla.distributed import DistContext
 from tinyvla.policies.base import Policy
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
 
@@ -44,12 +46,15 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     resume: bool = False  # continue from <out>/last (model, optimiser, scheduler, RNG, data position)
+    grad_accum_steps: int = 1  # micro-batches per optimiser step (batch_size is the global batch)
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
         if self.lr <= 0 or self.eval_every < 1:
             raise ValueError("lr and eval_every must be positive")
+        if self.grad_accum_steps < 1 or self.batch_size % self.grad_accum_steps:
+            raise ValueError("batch_size must be a multiple of grad_accum_steps")
 
 
 def lr_lambda(cfg: TrainConfig):
@@ -127,9 +132,23 @@ def train(
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
+    ctx = DistContext.from_env(device)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    shard = cfg.batch_size // ctx.world_size  # each rank takes a disjoint slice of the global batch
+    if cfg.batch_size % ctx.world_size or shard < cfg.grad_accum_steps:
+        raise ConfigError(f"train.batch_size {cfg.batch_size} must split evenly over {ctx.world_size} ranks "
+                          f"x {cfg.grad_accum_steps} accumulation steps")
     precision = resolve_precision(cfg.precision, device)
     policy.to(device).train()
-    out = Path(out_dir) if out_dir else None
+    model = policy
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(policy, device_ids=[device.index] if device.type == "cuda" else None)
+    out = Path(out_dir) if (out_dir and ctx.is_main) else None  # rank 0 logs and checkpoints
+    resume_dir = Path(out_dir) if out_dir else None
     writer = _tensorboard(out) if (cfg.tensorboard and out) else None
     opt = make_optimizer(policy, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
@@ -141,32 +160,39 @@ def train(
     order = torch.randperm(len(train_ds), generator=gen)
     pos, start, history, best, train_seconds = 0, 0, [], float("inf"), 0.0
     if cfg.resume:
-        if out is None:
+        if resume_dir is None:
             raise ConfigError("train.resume needs an output directory holding last/")
-        recover_checkpoint_dir(out / "last")
-        recover_checkpoint_dir(out / "best")
-        if (out / "last").is_dir():
-            policy.load_state_dict(load_file(str(out / "last" / WEIGHTS_NAME), device=str(device)))
-            order, pos, state = load_trainer_state(out / "last", opt, sched, gen)
+        if ctx.is_main:
+            recover_checkpoint_dir(resume_dir / "last")
+            recover_checkpoint_dir(resume_dir / "best")
+        ctx.barrier()
+        if (resume_dir / "last").is_dir():  # every rank restores the same state
+            policy.load_state_dict(load_file(str(resume_dir / "last" / WEIGHTS_NAME), device=str(device)))
+            order, pos, state = load_trainer_state(resume_dir / "last", opt, sched, gen)
             start, history, best = state["step"], state["history"], state["best_val_l2"]
             train_seconds = state["train_seconds"]
-            print(f"resuming from step {start} of {cfg.steps} ({out / 'last'})")
-        else:
-            print(f"nothing to resume in {out}; starting from scratch")
+            if ctx.is_main:
+                print(f"resuming from step {start} of {cfg.steps} ({resume_dir / 'last'})")
+        elif ctx.is_main:
+            print(f"nothing to resume in {resume_dir}; starting from scratch")
     val_l2 = history[-1]["val_l2"] if history else float("nan")
-    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not (cfg.progress and ctx.is_main),
+               dynamic_ncols=True, leave=False)
     step = start
     for step in range(start + 1, cfg.steps + 1):
         t0 = time.perf_counter()
         if pos + cfg.batch_size > len(order):  # new epoch
             order, pos = torch.randperm(len(train_ds), generator=gen), 0
-        idx = order[pos : pos + cfg.batch_size]
+        idx = order[pos : pos + cfg.batch_size][ctx.rank :: ctx.world_size]
         pos += cfg.batch_size
-        batch = tensor_batch(train_ds, idx.to(train_ds.images.device), tokens, device)
-        with autocast_context(device, precision):
-            loss, info = policy(batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        micro_batches = idx.chunk(cfg.grad_accum_steps)
+        for j, micro in enumerate(micro_batches):
+            batch = tensor_batch(train_ds, micro.to(train_ds.images.device), tokens, device)
+            sync = not ctx.enabled or j == len(micro_batches) - 1  # all-reduce gradients once per step
+            with (contextlib.nullcontext() if sync else model.no_sync()), autocast_context(device, precision):
+                loss, info = model(batch)
+                (loss / len(micro_batches)).backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
@@ -178,8 +204,10 @@ def train(
             writer.add_scalar("train/loss", loss.item(), step)
             writer.add_scalar("train/grad_norm", grad_norm.item(), step)
             writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
-        last = step == cfg.steps or (cfg.time_budget_s and train_seconds >= cfg.time_budget_s)
-        if step % cfg.eval_every == 0 or last:
+        last = step == cfg.steps or ctx.any(bool(cfg.time_budget_s and train_seconds >= cfg.time_budget_s))
+        if (step % cfg.eval_every == 0 or last) and not ctx.is_main:
+            ctx.barrier()  # wait while rank 0 evaluates and writes checkpoints
+        elif step % cfg.eval_every == 0 or last:
             val_l2 = offline_l2(policy, val_ds, batch_size=cfg.eval_batch_size, precision=precision)
             policy.train()
             record = {"step": step, "samples": step * cfg.batch_size, "train_seconds": round(train_seconds, 3),
@@ -194,6 +222,7 @@ def train(
                     policy.save_pretrained(out / "best", extra={TRAIN_STATE_NAME: state})
                 policy.save_pretrained(out / "last", files=trainer_files(opt, sched, gen, order, pos, state))
             best = min(best, val_l2)
+            ctx.barrier()
         if last:
             break
     bar.close()
@@ -202,6 +231,7 @@ def train(
     result = TrainResult(best, val_l2, train_seconds, step, step * cfg.batch_size, history)
     if out is not None:
         (out / "history.json").write_text(json.dumps(result.__dict__, indent=2))
+    ctx.close()
     return result
 
 

@@ -15,6 +15,8 @@ VARIANTS = [(name, {}) for name in available_policies()] + [
     ("tinyvla", {"policy.fusion": "pool_add", "policy.vision_pool": "cls"}),
     ("tinyvla", {"policy.fusion": "pool_add", "policy.vision_pool": "mean"}),
     ("tinyvla", {"policy.chunk_size": 3, "policy.n_action_steps": 2, "policy.head_layers": 3}),
+    ("tinyvla", {"policy.fusion": "cross_attention", "policy.cross_attention_layers": 2}),
+    ("tinyvla", {"policy.head": "discrete", "policy.action_bins": 16}),
 ]
 
 
@@ -133,3 +135,19 @@ def test_missing_normalisation_stats_are_an_error(tiny_run_config, toy_splits):
     cfg = tiny_run_config().policy
     with pytest.raises(CheckpointError, match="stats"):
         make_policy(cfg, tokenizer=new_tokenizer(toy_splits[0], 32), stats={})
+
+
+def test_discrete_head_round_trips_actions_through_bins(tiny_run_config, toy_splits):
+    policy = new_policy(tiny_run_config(**{"policy.head": "discrete"}).policy, toy_splits[0])
+    actions = toy_splits[0].actions[:50]
+    bins = policy.config.action_bins
+    labels = ((policy.normalize_action(actions) + 1) / 2 * (bins - 1)).round()
+    recovered = policy.unnormalize_action(policy.bin_centres[labels.long()])
+    step = (policy.action_range / (bins - 1)).max()
+    assert (recovered - actions).abs().max() <= step / 2 + 1e-5  # quantisation error: half a bin
+
+
+def test_chunk_longer_than_the_data_is_an_error(tiny_run_config, toy_splits):
+    policy = new_policy(tiny_run_config(**{"policy.chunk_size": 4}).policy, toy_splits[0])
+    with pytest.raises(DataError, match="chunk_size 4"):
+        policy(toy_splits[0].batch(torch.arange(4)))

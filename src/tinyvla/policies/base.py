@@ -150,10 +150,22 @@ class Policy(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Behavioural cloning: MSE between predicted and demonstrated (normalised) actions."""
         pred = self.predict_normalized(*self.prepare(batch))  # (b, t, a)
-        target = batch[ACTION].to(self.device, torch.float32)
-        target = target.reshape(pred.shape[0], -1, self.config.action_dim)[:, : pred.shape[1]]
+        target = self.target_chunk(batch, pred.shape[1])
         loss = torch.nn.functional.mse_loss(pred.float(), self.normalize_action(target))
         return loss, {"loss": loss.detach()}
+
+    def target_chunk(self, batch: dict, steps: int) -> torch.Tensor:
+        """The batch's actions as (b, steps, a); a data set must hold at least `steps` future actions."""
+        if ACTION not in batch:
+            raise DataError(f"training batch lacks {ACTION!r}")
+        target = batch[ACTION].to(self.device, torch.float32)
+        b = target.shape[0]
+        if target.shape[-1] != self.config.action_dim:
+            raise DataError(f"actions have dimension {target.shape[-1]}, the policy expects {self.config.action_dim}")
+        target = target.reshape(b, -1, self.config.action_dim)
+        if target.shape[1] < steps:
+            raise DataError(f"actions hold {target.shape[1]} step(s) per frame; chunk_size {steps} needs {steps}")
+        return target[:, :steps]
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict) -> torch.Tensor:

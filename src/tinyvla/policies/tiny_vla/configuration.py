@@ -22,10 +22,16 @@ class TinyVLAConfig(PolicyConfig):
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     # "pool_add": the seed's exact fusion (pool vision, project, add pooled language);
-    # "instruction_pool_add": the vision pool is an attention pool queried by the instruction.
-    fusion: Literal["pool_add", "instruction_pool_add"] = "instruction_pool_add"
+    # "instruction_pool_add": the vision pool is an attention pool queried by the instruction;
+    # "cross_attention": instruction tokens attend to vision tokens (SmolVLA/OpenVLA style).
+    fusion: Literal["pool_add", "instruction_pool_add", "cross_attention"] = "instruction_pool_add"
     vision_pool: Literal["cls", "mean"] = "cls"  # for fusion="pool_add"
     pool_heads: int = 4  # for fusion="instruction_pool_add"
+    cross_attention_layers: int = 1  # for fusion="cross_attention" (heads: lang_heads)
+    # "mlp": continuous actions, MSE on mean/std-normalised actions (the seed);
+    # "discrete": `action_bins` bins per dimension over the data's [min, max], cross-entropy (RT-2/OpenVLA).
+    head: Literal["mlp", "discrete"] = "mlp"
+    action_bins: int = 256
     head_hidden: int = 256
     head_layers: int = 2
 
@@ -38,3 +44,5 @@ class TinyVLAConfig(PolicyConfig):
                 raise ValueError(f"{name}_width must be divisible by {name}_heads")
         if self.head_layers < 1:
             raise ValueError("head_layers must be >= 1")
+        if self.head == "discrete" and self.action_bins < 2:
+            raise ValueError("action_bins must be >= 2")

@@ -1,4 +1,4 @@
-"""TinyVLA: image -> ViT tokens; instruction -> transformer tokens; fuse by pooling + add; MLP head.
+"""TinyVLA: image -> ViT tokens; instruction -> transformer tokens; fuse; MLP head (continuous or binned).
 
 Shapes: b batch, n = 1 + patches vision tokens, l text tokens, d width, t chunk, a action dim.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from tinyvla.modules.fusion import InstructionPoolAddFusion, MLPHead, PoolAddFusion
+from tinyvla.modules.fusion import CrossAttentionFusion, InstructionPoolAddFusion, MLPHead, PoolAddFusion
 from tinyvla.modules.text import TextEncoder
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
@@ -23,6 +23,10 @@ class TinyVLAPolicy(Policy):
         "tiny": {},
         # The seed's fusion exactly: ViT CLS token projected and added to the mean-pooled language.
         "seed": {"policy.fusion": "pool_add", "policy.vision_pool": "cls"},
+        # The seed's Stage 2 "MediumVLA": vision 384x6, language 512x8.
+        "medium": {"policy.vision_width": 384, "policy.vision_layers": 6, "policy.vision_heads": 6,
+                   "policy.lang_width": 512, "policy.lang_layers": 8, "policy.lang_heads": 8,
+                   "policy.pool_heads": 8, "policy.head_hidden": 512},
     }
 
     def __init__(self, config: TinyVLAConfig, *, tokenizer: InstructionTokenizer, stats: dict):
@@ -41,17 +45,53 @@ class TinyVLAPolicy(Policy):
         )
         if c.fusion == "pool_add":
             self.fusion = PoolAddFusion(vision_dim=c.vision_width, lang_dim=c.lang_width, vision_pool=c.vision_pool)
+        elif c.fusion == "cross_attention":
+            self.fusion = CrossAttentionFusion(vision_dim=c.vision_width, lang_dim=c.lang_width, heads=c.lang_heads,
+                                               depth=c.cross_attention_layers, mlp_ratio=c.mlp_ratio)
         else:
             self.fusion = InstructionPoolAddFusion(vision_dim=c.vision_width, lang_dim=c.lang_width, heads=c.pool_heads)
-        self.head = MLPHead(
-            dim=c.lang_width, hidden=c.head_hidden, depth=c.head_layers, chunk_size=c.chunk_size, action_dim=c.action_dim
-        )
+        bins = c.action_bins if c.head == "discrete" else 1
+        self.head = MLPHead(dim=c.lang_width, hidden=c.head_hidden, depth=c.head_layers, chunk_size=c.chunk_size,
+                            action_dim=c.action_dim, bins=bins)
+        if c.head == "discrete":  # bins live on [-1, 1], the data's [min, max] per dimension
+            lo = torch.tensor(stats["action"]["min"], dtype=torch.float32)
+            hi = torch.tensor(stats["action"]["max"], dtype=torch.float32)
+            self.register_buffer("action_min", lo, persistent=False)
+            self.register_buffer("action_range", (hi - lo).clamp_min(1e-6), persistent=False)
+            self.register_buffer("bin_centres", torch.linspace(-1, 1, bins), persistent=False)
 
     def parameter_counts(self) -> dict[str, int]:
         backbone = sum(p.numel() for m in (self.vision, self.language) for p in m.parameters())
         return {"backbone": backbone, "policy": self.num_parameters() - backbone}
 
-    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def head_output(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         vision = self.vision(images)  # (b, n, dv)
         text = self.language(tokens, mask)  # (b, l, d)
-        return self.head(self.fusion(vision, text, mask))  # (b, t, a)
+        return self.head(self.fusion(vision, text, mask))  # (b, t, a) or (b, t, a, bins)
+
+    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.head_output(images, tokens, mask)
+        if self.config.head == "discrete":
+            return self.bin_centres[out.argmax(dim=-1)]  # (b, t, a) in [-1, 1]
+        return out
+
+    # Discrete heads normalise by [min, max] -> [-1, 1] (where the bins are), continuous by mean/std.
+    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        if self.config.head == "discrete":
+            return (action - self.action_min) / self.action_range * 2 - 1
+        return super().normalize_action(action)
+
+    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        if self.config.head == "discrete":
+            return (action + 1) / 2 * self.action_range + self.action_min
+        return super().unnormalize_action(action)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        if self.config.head != "discrete":
+            return super().forward(batch)
+        logits = self.head_output(*self.prepare(batch)).float()  # (b, t, a, bins)
+        target = self.target_chunk(batch, logits.shape[1])
+        bins = self.config.action_bins
+        labels = ((self.normalize_action(target).clamp(-1, 1) + 1) / 2 * (bins - 1)).round().long()  # (b, t, a)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, bins), labels.reshape(-1))
+        return loss, {"loss": loss.detach()}

@@ -172,6 +172,15 @@ def cmd_info(args, extra) -> int:
     return 0
 
 
+def cmd_ablate(args, extra) -> int:
+    from tinyvla.ablate import ablation_markdown, run_ablation
+
+    results = run_ablation(args.grid, args.seeds, args.out, episodes=args.episodes, device=args.device,
+                           workers=args.workers, extra=parse_overrides(extra))
+    print(ablation_markdown(results))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyvla", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -228,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", default="")
     b.set_defaults(func=cmd_bench)
+
+    a = sub.add_parser("ablate", help="a grid of configurations x seeds on the toy task: table + plot")
+    a.add_argument("--grid", default="fusion_head")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--out", default="runs/ablate")
+    a.add_argument("--episodes", type=int, default=100)
+    a.add_argument("--device", default="auto")
+    a.add_argument("--workers", type=int, default=1, help="parallel runs (one process each)")
+    a.set_defaults(func=cmd_ablate)
 
     i = sub.add_parser("info", help="parameter counts of a preset")
     i.add_argument("--preset", default="tiny")

@@ -10,7 +10,7 @@ from typing import Any
 
 from tinyvla.config import apply_overrides, from_dict, to_dict
 from tinyvla.data.dataset import FrameDataset
-from tinyvla.data.toy import TASK_NAME, generate_toy_dataset
+from tinyvla.data.toy import TASK_NAME, generate_toy_dataset, with_action_chunks
 from tinyvla.envs.toy_reach import all_instructions
 from tinyvla.errors import ConfigError, DataError
 from tinyvla.policies.base import Policy, PolicyConfig
@@ -85,6 +85,8 @@ def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
 def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
                  splits: tuple[FrameDataset, FrameDataset] | None = None) -> tuple[Policy, TrainResult]:
     train_ds, val_ds = splits or load_splits(run.data)
+    if run.policy.chunk_size > 1 and train_ds.info.get("task") == TASK_NAME and train_ds.actions.ndim == 2:
+        train_ds, val_ds = with_action_chunks(train_ds, run.policy.chunk_size), with_action_chunks(val_ds, run.policy.chunk_size)
     set_seed(run.train.seed)  # the initial weights depend on the seed alone, not on what ran before
     policy = new_policy(run.policy, train_ds)
     if out is not None and int(os.environ.get("RANK", "0")) == 0:

@@ -34,3 +34,12 @@ def generate_toy_dataset(num_frames: int, seed: int, cfg: ToyTaskConfig | None =
         torch.from_numpy(images), torch.from_numpy(actions), torch.from_numpy(states), torch.from_numpy(task_index),
         tasks=list(task_ids), name=name, info={"task": TASK_NAME, "seed": seed, "config": dataclasses.asdict(cfg)},
     )
+
+
+def with_action_chunks(ds: FrameDataset, steps: int) -> FrameDataset:
+    """Actions (N, a) -> (N, steps, a). Valid for this task only: its expert commands the same position
+    at every step of an episode, so the next `steps` commands are the current one repeated."""
+    if ds.info.get("task") != TASK_NAME:
+        raise ValueError("with_action_chunks only applies to the toy task")
+    actions = ds.actions.reshape(len(ds), -1, ds.action_dim)[:, :1].expand(-1, steps, -1).contiguous()
+    return FrameDataset(ds.images, actions, ds.states, ds.task_index, ds.tasks, name=ds.name, info=ds.info)

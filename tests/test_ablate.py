@@ -1,0 +1,31 @@
+import json
+
+import pytest
+
+from tinyvla.ablate import GRIDS, run_ablation
+from tinyvla.data.toy import generate_toy_dataset, with_action_chunks
+from tinyvla.errors import ConfigError
+
+TINY = {"data.num_train": 64, "data.num_val": 16, "train.steps": 2, "train.eval_every": 2,
+        "policy.vision_layers": 1, "policy.lang_layers": 1, "policy.vision_width": 32, "policy.vision_heads": 2,
+        "policy.lang_width": 32, "policy.lang_heads": 2, "policy.pool_heads": 2, "policy.head_hidden": 32}
+
+
+def test_fusion_head_grid_writes_table_and_plot(tmp_path):
+    results = run_ablation("fusion_head", [0, 1], tmp_path, episodes=2, extra=TINY)
+    assert [r["config"] for r in results["rows"]] == [label for label, _ in GRIDS["fusion_head"]]
+    for row in results["rows"]:
+        assert row["seeds"] == [0, 1] and row["val_l2"] > 0 and row["val_l2_std"] >= 0
+    assert json.loads((tmp_path / "ablation.json").read_text())["grid"] == "fusion_head"
+    assert "| cross-attention + discrete tokens |" in (tmp_path / "ablation.md").read_text()
+    assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_unknown_grid():
+    with pytest.raises(ConfigError, match="unknown grid"):
+        run_ablation("nope", [0], "/tmp/unused")
+
+
+def test_toy_action_chunks_repeat_the_expert_command():
+    ds = with_action_chunks(generate_toy_dataset(8, 0), 3)
+    assert ds.actions.shape == (8, 3, 2) and (ds.actions[:, 2] == ds.actions[:, 0]).all()

@@ -172,6 +172,18 @@ def cmd_info(args, extra) -> int:
     return 0
 
 
+def cmd_distill(args, extra) -> int:
+    from tinyvla.distill import distill
+    from tinyvla.pipeline import build_run_config
+
+    overrides = parse_overrides(extra)
+    student = build_run_config(_policy_type(overrides), args.student_preset, overrides)
+    report = distill(args.teacher, student, args.out, alpha=args.alpha)
+    print(f"teacher ({report['teacher_params']:,} params) val L2 {report['teacher_val_l2']:.4f}; student "
+          f"({report['student_params']:,} params) {report['student_val_l2']:.4f}; gap {report['gap']:+.4f} -> {args.out}")
+    return 0
+
+
 def cmd_ablate(args, extra) -> int:
     from tinyvla.ablate import ablation_markdown, run_ablation
 
@@ -237,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", default="")
     b.set_defaults(func=cmd_bench)
+
+    k = sub.add_parser("distill", help="train a student on a teacher's actions (optionally mixed with ground truth)")
+    k.add_argument("--teacher", required=True, help="teacher checkpoint directory")
+    k.add_argument("--student-preset", default="tiny")
+    k.add_argument("--alpha", type=float, default=1.0, help="weight of the teacher's actions (1 = teacher only)")
+    k.add_argument("--out", default="runs/distill")
+    k.set_defaults(func=cmd_distill)
 
     a = sub.add_parser("ablate", help="a grid of configurations x seeds on the toy task: table + plot")
     a.add_argument("--grid", default="fusion_head")

@@ -43,6 +43,8 @@ def cmd_train(args, extra) -> int:
     from tinyvla.pipeline import build_run_config, run_training
 
     overrides = parse_overrides(extra)
+    if args.init_from:
+        overrides["init_from"] = args.init_from
     run = build_run_config(_policy_type(overrides), args.preset, overrides)
     if args.device:
         run.train.device = args.device
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/train")
     t.add_argument("--device", default=None, help="shortcut for --train.device")
     t.add_argument("--resume", action="store_true", help="continue from <out>/last after a crash (same config)")
+    t.add_argument("--init-from", default="", help="fine-tune this checkpoint (e.g. with --lora.rank 8)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="offline L2 + closed-loop success of a checkpoint")

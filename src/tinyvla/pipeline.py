@@ -13,6 +13,7 @@ from tinyvla.data.dataset import FrameDataset
 from tinyvla.data.toy import TASK_NAME, generate_toy_dataset, with_action_chunks
 from tinyvla.envs.toy_reach import all_instructions
 from tinyvla.errors import ConfigError, DataError
+from tinyvla.lora import LoRAConfig, apply_lora
 from tinyvla.policies.base import Policy, PolicyConfig
 from tinyvla.policies.registry import get_policy_class, make_policy
 from tinyvla.tokenizer import InstructionTokenizer
@@ -37,6 +38,8 @@ class RunConfig:
     policy: PolicyConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    init_from: str = ""  # fine-tune this checkpoint (its architecture, tokenizer and stats) instead of a new policy
 
 
 def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -45,17 +48,20 @@ def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrid
     if preset not in policy_cls.presets:
         raise ConfigError(f"unknown preset {preset!r} for policy {policy_type!r}; available: {', '.join(policy_cls.presets)}")
     merged = {**policy_cls.presets[preset], **(overrides or {})}
-    groups: dict[str, dict[str, Any]] = {"policy": {}, "train": {}, "data": {}}
+    groups: dict[str, dict[str, Any]] = {"policy": {}, "train": {}, "data": {}, "lora": {}}
+    init_from = str(merged.pop("init_from", ""))
     for key, value in merged.items():
         head, _, rest = key.partition(".")
         if head not in groups or not rest:
-            raise ConfigError(f"unknown config key {key!r}: keys start with policy., train. or data.")
+            raise ConfigError(f"unknown config key {key!r}: keys start with policy., train., data. or lora.")
         groups[head][rest] = value
     groups["policy"].pop("type", None)
     return RunConfig(
         policy=apply_overrides(policy_cls.config_class(), groups["policy"], "policy."),
         train=apply_overrides(TrainConfig(), groups["train"], "train."),
         data=apply_overrides(DataConfig(), groups["data"], "data."),
+        lora=apply_overrides(LoRAConfig(), groups["lora"], "lora."),
+        init_from=init_from,
     )
 
 
@@ -88,12 +94,22 @@ def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
     if run.policy.chunk_size > 1 and train_ds.info.get("task") == TASK_NAME and train_ds.actions.ndim == 2:
         train_ds, val_ds = with_action_chunks(train_ds, run.policy.chunk_size), with_action_chunks(val_ds, run.policy.chunk_size)
     set_seed(run.train.seed)  # the initial weights depend on the seed alone, not on what ran before
-    policy = new_policy(run.policy, train_ds)
+    if run.init_from:
+        policy = Policy.from_pretrained(run.init_from)
+        if train_ds.action_dim != policy.config.action_dim:
+            raise DataError(f"dataset actions have dimension {train_ds.action_dim}, {run.init_from} acts in "
+                            f"{policy.config.action_dim}")
+    else:
+        policy = new_policy(run.policy, train_ds)
+    if run.lora.rank:
+        trainable = apply_lora(policy, run.lora)
+        print(f"LoRA rank {run.lora.rank} on {', '.join(run.lora.targets)}: {trainable:,} trainable of "
+              f"{policy.num_parameters():,} parameters")
     if out is not None and int(os.environ.get("RANK", "0")) == 0:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "run_config.json").write_text(json.dumps(
             {"policy_type": run.policy.type, "policy": to_dict(run.policy), "train": to_dict(run.train),
-             "data": to_dict(run.data)}, indent=2))
+             "data": to_dict(run.data), "lora": to_dict(run.lora), "init_from": run.init_from}, indent=2))
     result = train(policy, train_ds, val_ds, run.train, out_dir=out, desc=desc)
     return policy, result
 

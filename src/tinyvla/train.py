@@ -219,7 +219,7 @@ def train(
             if out is not None:
                 state = {**record, "best_val_l2": min(best, val_l2), "history": history}
                 if val_l2 < best:
-                    policy.save_pretrained(out / "best", extra={TRAIN_STATE_NAME: state})
+                    _deployable(policy).save_pretrained(out / "best", extra={TRAIN_STATE_NAME: state})
                 policy.save_pretrained(out / "last", files=trainer_files(opt, sched, gen, order, pos, state))
             best = min(best, val_l2)
             ctx.barrier()
@@ -233,6 +233,15 @@ def train(
         (out / "history.json").write_text(json.dumps(result.__dict__, indent=2))
     ctx.close()
     return result
+
+
+def _deployable(policy: Policy) -> Policy:
+    """What `best/` holds: the policy itself, or with LoRA adapters merged into a plain copy."""
+    if any("lora_" in name for name, _ in policy.named_parameters()):
+        from tinyvla.lora import merged_copy
+
+        return merged_copy(policy)
+    return policy
 
 
 def _tensorboard(out: Path):

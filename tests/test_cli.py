@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from tinyvla.cli import main
-from tests_helpers import TINY_FLAGS  # noqa: F401  (kept in one place)
+from tests_helpers import TINY_FLAGS
 
 
 @pytest.fixture(scope="module")

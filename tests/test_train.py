@@ -1,10 +1,8 @@
 import json
 
-import torch
 
 from tinyvla.evaluate import random_offline_l2
 from tinyvla.pipeline import run_training
-from tinyvla.policies.base import Policy
 from tinyvla.train import lr_lambda, TrainConfig
 
 

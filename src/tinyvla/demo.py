@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tinyvla.data.toy import TASK_NAME
-from tinyvla.evaluate import closed_loop, random_offline_l2, RandomActionPolicy
+from tinyvla.evaluate import RandomActionPolicy, closed_loop, random_offline_l2
 from tinyvla.pipeline import build_run_config, load_splits, run_training
 from tinyvla.policies.base import Policy
 
@@ -18,9 +18,9 @@ SEED_FIGURES = {"random": 1.4, "vision_only": 0.5, "language_only": 0.8, "tinyvl
 # the baselines converge to their analytic optimum well within theirs (see README).
 ROWS: list[tuple[str, str, dict]] = [
     ("tinyvla", "tiny", {}),
-    ("vision_only", "tiny", {"policy.input_ablation": "constant_instruction", "train.steps": 800}),
+    ("vision_only", "tiny", {"policy.input_ablation": "constant_instruction", "train.steps": 600}),
     ("language_only", "tiny", {"policy.input_ablation": "blank_image", "train.steps": 300}),
-    ("tinyvla_seed_fusion", "seed", {"train.steps": 800}),
+    ("tinyvla_seed_fusion", "seed", {"train.steps": 600}),
 ]
 
 

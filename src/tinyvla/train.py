@@ -6,22 +6,20 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
-
 from safetensors.torch import load_file
+from tqdm.auto import tqdm
 
 from tinyvla.checkpointing import load_trainer_state, recover_checkpoint_dir, trainer_files
 from tinyvla.constants import ACTION, OBS_IMAGE, OBS_STATE, TOKEN_MASK, TOKENS, TRAIN_STATE_NAME, WEIGHTS_NAME
-from tinyvla.errors import ConfigError
 from tinyvla.data.dataset import FrameDataset
 from tinyvla.distributed import DistContext
+from tinyvla.errors import ConfigError
 from tinyvla.policies.base import Policy
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
 
@@ -251,7 +249,3 @@ def _tensorboard(out: Path):
         print("tensorboard is not installed (pip install 'tinyvla[tensorboard]'); logging to history.json only")
         return None
     return SummaryWriter(str(out / "tb"))
-
-
-if os.environ.get("TINYVLA_DEBUG_ANOMALY"):
-    torch.autograd.set_detect_anomaly(True)

@@ -21,8 +21,16 @@ from torch import nn
 
 from tinyvla.config import from_dict, to_dict
 from tinyvla.constants import (
-    ACTION, CHECKPOINT_FORMAT_VERSION, CONFIG_NAME, OBS_IMAGE, STATS_NAME, TASK, TOKEN_MASK, TOKENIZER_NAME,
-    TOKENS, WEIGHTS_NAME,
+    ACTION,
+    CHECKPOINT_FORMAT_VERSION,
+    CONFIG_NAME,
+    OBS_IMAGE,
+    STATS_NAME,
+    TASK,
+    TOKEN_MASK,
+    TOKENIZER_NAME,
+    TOKENS,
+    WEIGHTS_NAME,
 )
 from tinyvla.errors import CheckpointError, ConfigError, DataError
 from tinyvla.tokenizer import InstructionTokenizer

@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,3 +62,30 @@ def test_presets_and_policy_validation():
         build_run_config("tinyvla", "tiny", {"policy.vision_heads": 5})
     with pytest.raises(ConfigError, match="keys start with"):
         build_run_config("tinyvla", "tiny", {"model.width": 3})
+
+
+def test_user_preset_file(tmp_path):
+    preset = tmp_path / "mine.json"
+    preset.write_text('{"base": "seed", "policy": {"vision_layers": 2}, "train": {"lr": 0.001}}')
+    run = build_run_config("tinyvla", str(preset), {"train.steps": "7"})
+    assert run.policy.fusion == "pool_add" and run.policy.vision_layers == 2
+    assert run.train.lr == 1e-3 and run.train.steps == 7
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"policy": {"vision_layerz": 2}}', "unknown config key policy.vision_layerz"),
+        ('{"policy": {"vision_layers": "two"}}', "expected an integer"),
+        ('{"model": {}}', "unknown key(s) model"),
+        ('{"policy": 3}', "must be an object"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_preset_files(tmp_path, content, message):
+    preset = tmp_path / "bad.json"
+    preset.write_text(content)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_run_config("tinyvla", str(preset))
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_run_config("tinyvla", str(tmp_path / "missing.json"))

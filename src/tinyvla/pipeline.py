@@ -43,11 +43,16 @@ class RunConfig:
 
 
 def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the preset, then user overrides (all dotted keys: policy.*, train.*, data.*)."""
+    """Defaults, then the preset, then user overrides (all dotted keys: policy.*, train.*, data.*, lora.*).
+
+    `preset` is a built-in name or a JSON file: {"base": "tiny", "policy": {...}, "train": {...}, ...}."""
     policy_cls = get_policy_class(policy_type)
+    file_overrides: dict[str, Any] = {}
+    if preset.endswith(".json") or Path(preset).is_file():
+        preset, file_overrides = load_preset_file(preset)
     if preset not in policy_cls.presets:
         raise ConfigError(f"unknown preset {preset!r} for policy {policy_type!r}; available: {', '.join(policy_cls.presets)}")
-    merged = {**policy_cls.presets[preset], **(overrides or {})}
+    merged = {**policy_cls.presets[preset], **file_overrides, **(overrides or {})}
     groups: dict[str, dict[str, Any]] = {"policy": {}, "train": {}, "data": {}, "lora": {}}
     init_from = str(merged.pop("init_from", ""))
     for key, value in merged.items():
@@ -63,6 +68,30 @@ def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrid
         lora=apply_overrides(LoRAConfig(), groups["lora"], "lora."),
         init_from=init_from,
     )
+
+
+def load_preset_file(path: str) -> tuple[str, dict[str, Any]]:
+    """A user preset: -> (base preset name, dotted overrides). Keys and types are checked when applied."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"preset file {path!r} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"preset file {path!r} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset file {path!r} must hold a JSON object")
+    unknown = sorted(set(data) - {"base", "policy", "train", "data", "lora"})
+    if unknown:
+        raise ConfigError(f"preset file {path!r}: unknown key(s) {', '.join(unknown)}; valid: base, policy, train, data, lora")
+    base = data.pop("base", "tiny")
+    if not isinstance(base, str):
+        raise ConfigError(f"preset file {path!r}: base must be a preset name")
+    flat: dict[str, Any] = {}
+    for group, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"preset file {path!r}: {group} must be an object of settings")
+        flat.update({f"{group}.{k}": v for k, v in values.items()})
+    return base, flat
 
 
 def load_splits(cfg: DataConfig) -> tuple[FrameDataset, FrameDataset]:

@@ -63,9 +63,13 @@ def atomic_write_dir(target: Path, write: "callable") -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is an ordinary directory
         for f in tmp.iterdir():  # flush file contents before the rename makes them visible
+            os.chmod(f, 0o666 & ~umask)
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
         old = None

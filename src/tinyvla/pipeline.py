@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyvla.config import apply_overrides, from_dict, to_dict
+from tinyvla.config import apply_overrides, to_dict
 from tinyvla.data.dataset import FrameDataset
 from tinyvla.data.toy import TASK_NAME, generate_toy_dataset, with_action_chunks
 from tinyvla.envs.toy_reach import all_instructions
@@ -143,4 +143,4 @@ def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
     return policy, result
 
 
-__all__ = ["DataConfig", "RunConfig", "build_run_config", "load_splits", "new_policy", "run_training", "from_dict"]
+__all__ = ["DataConfig", "RunConfig", "build_run_config", "load_splits", "new_policy", "run_training"]

@@ -235,11 +235,9 @@ def train(
 
 def _deployable(policy: Policy) -> Policy:
     """What `best/` holds: the policy itself, or with LoRA adapters merged into a plain copy."""
-    if any("lora_" in name for name, _ in policy.named_parameters()):
-        from tinyvla.lora import merged_copy
+    from tinyvla.lora import has_lora, merged_copy  # peft itself is only imported when merging
 
-        return merged_copy(policy)
-    return policy
+    return merged_copy(policy) if has_lora(policy) else policy
 
 
 def _tensorboard(out: Path):

@@ -14,6 +14,15 @@ TINY_OVERRIDES = {
 }
 
 
+# The same for VLA-Adapter (scratch backbone 32x2, ViT 32x1, 4 ActionQuery tokens).
+VLA_TINY_OVERRIDES = {
+    "policy.width": 32, "policy.layers": 2, "policy.heads": 2, "policy.vision_width": 32,
+    "policy.vision_layers": 1, "policy.vision_heads": 2, "policy.num_queries": 4, "policy.policy_heads": 2,
+    "train.progress": False,
+}
+TINY_BY_POLICY = {"tinyvla": TINY_OVERRIDES, "vla_adapter": VLA_TINY_OVERRIDES}
+
+
 @pytest.fixture(scope="session")
 def toy_splits():
     from tinyvla.data.toy import generate_toy_dataset
@@ -26,6 +35,6 @@ def tiny_run_config():
     from tinyvla.pipeline import build_run_config
 
     def make(policy_type="tinyvla", preset="tiny", **extra):
-        return build_run_config(policy_type, preset, {**TINY_OVERRIDES, **extra})
+        return build_run_config(policy_type, preset, {**TINY_BY_POLICY[policy_type], **extra})
 
     return make

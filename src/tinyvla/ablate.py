@@ -22,10 +22,39 @@ GRIDS: dict[str, list[tuple[str, dict]]] = {
             ("discrete tokens", {"policy.head": "discrete"}),
         )
     ],
+    # VLA-Adapter's condition ablation (paper, LIBERO-Long: both > all-layer AQ > all-layer Raw > single layers)
+    # and gate ablation (tanh(g) on Raw > both gated > no gate > AQ gated). Single layers: the middle
+    # backbone layer for Raw, the last for AQ (the paper's best single layers); indices for 4 layers.
+    "vla_conditions": [
+        ("both, all layers", {"policy.conditions": "both"}),
+        ("AQ, all layers", {"policy.conditions": "aq"}),
+        ("Raw, all layers", {"policy.conditions": "raw"}),
+        ("AQ, last layer", {"policy.conditions": "aq", "policy.condition_layer": 3}),
+        ("Raw, middle layer", {"policy.conditions": "raw", "policy.condition_layer": 1}),
+    ],
+    "vla_gate": [
+        ("tanh(g) on Raw", {"policy.gate": "raw"}),
+        ("no gate", {"policy.gate": "none"}),
+        ("tanh(g) on AQ", {"policy.gate": "aq"}),
+        ("tanh(g) on both", {"policy.gate": "both"}),
+    ],
 }
+GRID_POLICY = {"fusion_head": "tinyvla", "vla_conditions": "vla_adapter", "vla_gate": "vla_adapter"}
 
 
-def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, device: str, threads: int) -> dict:
+def _gate_summary(history: list[dict]) -> dict:
+    """Mean |tanh(g)| and mean share of the Raw source over blocks, from the last logged diagnostics."""
+    diag = history[-1].get("diagnostics", {}) if history else {}
+    out = {}
+    for key, prefix in (("tanh_g_raw", "tanh_g_raw"), ("tanh_g_aq", "tanh_g_aq"), ("mass_raw", "mass_raw")):
+        values = [abs(v) if key.startswith("tanh") else v for k, v in diag.items() if k.endswith(prefix)]
+        if values:
+            out[key] = statistics.fmean(values)
+    return out
+
+
+def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, device: str, threads: int,
+             policy_type: str = "tinyvla") -> dict:
     import torch
 
     from tinyvla.evaluate import closed_loop
@@ -33,12 +62,13 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
 
     if threads:
         torch.set_num_threads(threads)
-    run = build_run_config("tinyvla", "tiny", {**overrides, "train.seed": seed, "train.device": device,
-                                                "train.progress": False})
+    run = build_run_config(policy_type, "tiny", {**overrides, "train.seed": seed, "train.device": device,
+                                                  "train.progress": False})
     policy, result = run_training(run, None)
     cl = closed_loop(policy, episodes, seed=10_000 + seed)
     return {"config": label, "seed": seed, "val_l2": result.best_val_l2, "final_val_l2": result.final_val_l2,
-            "success_rate": cl.success_rate, "train_seconds": result.train_seconds, "params": policy.num_parameters()}
+            "success_rate": cl.success_rate, "train_seconds": result.train_seconds, "params": policy.num_parameters(),
+            **_gate_summary(result.history)}
 
 
 def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int = 100, device: str = "auto",
@@ -50,24 +80,28 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(label, {**ov, **(extra or {})}, seed) for label, ov in GRIDS[grid] for seed in seeds]
+    policy_type = GRID_POLICY[grid]
     t0 = time.perf_counter()
     threads = 0 if workers == 1 else 1
     if workers == 1:
-        runs = [_run_one(label, ov, seed, str(out), episodes, device, threads) for label, ov, seed in jobs]
+        runs = [_run_one(label, ov, seed, str(out), episodes, device, threads, policy_type) for label, ov, seed in jobs]
     else:  # one process per run (spawn: safe with CUDA), each on one thread
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_one, label, ov, seed, str(out), episodes, device, threads) for label, ov, seed in jobs]
+            futures = [pool.submit(_run_one, label, ov, seed, str(out), episodes, device, threads, policy_type)
+                       for label, ov, seed in jobs]
             runs = [f.result() for f in futures]
     rows = []
     for label, _ in GRIDS[grid]:
         mine = [r for r in runs if r["config"] == label]
         row = {"config": label, "seeds": [r["seed"] for r in mine], "params": mine[0]["params"]}
-        for key in ("val_l2", "success_rate", "train_seconds"):
-            values = [r[key] for r in mine]
+        for key in ("val_l2", "success_rate", "train_seconds", "tanh_g_raw", "tanh_g_aq", "mass_raw"):
+            values = [r[key] for r in mine if key in r]
+            if not values:
+                continue
             row[key] = statistics.fmean(values)
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         rows.append(row)
-    results = {"grid": grid, "task": "toy_reach", "episodes": episodes, "device": device, "rows": rows, "runs": runs,
+    results = {"grid": grid, "policy": policy_type, "task": "toy_reach", "episodes": episodes, "device": device, "rows": rows, "runs": runs,
                "extra_overrides": extra or {}, "wall_seconds": round(time.perf_counter() - t0, 1)}
     (out / "ablation.json").write_text(json.dumps(results, indent=2))
     (out / "ablation.md").write_text(ablation_markdown(results))
@@ -79,11 +113,17 @@ def ablation_markdown(results: dict) -> str:
     n = len(results["rows"][0]["seeds"])
     lines = [f"Grid `{results['grid']}` on {results['task']}, mean ± std over {n} seeds, "
              f"closed loop over {results['episodes']} episodes per seed.", "",
-             "| config | val L2 | closed-loop success | train s | params |", "|---|---|---|---|---|"]
+             "| config | val L2 | closed-loop success | train s | params | mean abs tanh(g) Raw / AQ | Raw share |",
+             "|---|---|---|---|---|---|---|"]
+
+    def opt(r: dict, key: str, fmt: str) -> str:
+        return format(r[key], fmt) if key in r else "-"
+
     for r in results["rows"]:
         lines.append(f"| {r['config']} | {r['val_l2']:.4f} ± {r['val_l2_std']:.4f} | "
                      f"{r['success_rate']:.0%} ± {r['success_rate_std']:.0%} | "
-                     f"{r['train_seconds']:.0f} ± {r['train_seconds_std']:.0f} | {r['params']:,} |")
+                     f"{r['train_seconds']:.0f} ± {r['train_seconds_std']:.0f} | {r['params']:,} | "
+                     f"{opt(r, 'tanh_g_raw', '.3f')} / {opt(r, 'tanh_g_aq', '.3f')} | {opt(r, 'mass_raw', '.2f')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tinyvla.errors import TinyVLAError
 from tinyvla.policies.base import Policy
 from tinyvla.train import TokenTable, TrainConfig, make_optimizer, tensor_batch
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision
@@ -152,7 +153,7 @@ def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 20
     for mode in modes:
         try:
             runner = make_runner(policy, mode)
-        except (ValueError, RuntimeError) as e:  # e.g. an op the exporter does not support
+        except (ValueError, RuntimeError, TinyVLAError) as e:  # e.g. an op the exporter does not support
             results[mode] = {"error": str(e).splitlines()[0]}
             continue
         p50, p99 = _percentiles(time_calls(runner, one, calls, device))

@@ -1,4 +1,4 @@
-"""`tinyvla <command>`: train, eval, demo, data, bench, info.
+"""`tinyvla <command>`: train, eval, serve, demo, data, bench, info, distill, ablate.
 
 Config overrides are dotted flags (`--policy.vision_width 384`, `--train.lr=1e-3`, `--data.num_train 5000`);
 unknown keys are errors. User mistakes print one line on stderr and exit with status 2."""
@@ -35,6 +35,13 @@ def parse_overrides(extra: list[str]) -> dict[str, str]:
     return out
 
 
+def _write_json(path: str, obj: dict) -> None:
+    """Write a result file when the user asked for one (`--json PATH`)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(obj, indent=2))
+
+
 def _policy_type(overrides: dict[str, str]) -> str:
     return overrides.pop("policy.type", "tinyvla")
 
@@ -66,6 +73,10 @@ def cmd_eval(args, extra) -> int:
 
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    if args.server:
+        return _eval_remote(args)
+    if not args.checkpoint:
+        raise ConfigError("give --checkpoint DIR (or --server URL to evaluate a served policy)")
     device = resolve_device(args.device)
     policy = Policy.from_pretrained(args.checkpoint, device=device)
     precision = resolve_precision(args.precision, device)
@@ -84,10 +95,66 @@ def cmd_eval(args, extra) -> int:
               "mean_episode_steps": cl.mean_steps, "device": str(device)}
     print(f"val L2 {l2:.4f} over {len(val)} frames; closed-loop success {cl.success_rate:.1%} "
           f"(95% CI {lo:.1%}-{hi:.1%}) over {cl.episodes} episodes")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    _write_json(args.json, report)
     return 0
+
+
+def _eval_remote(args) -> int:
+    """Closed-loop evaluation through `tinyvla serve`: the same episodes, actions from the server."""
+    from tinyvla.evaluate import closed_loop
+    from tinyvla.serving.client import PolicyClient
+
+    if args.mode != "eager" or args.checkpoint:
+        raise ConfigError("--server evaluates the served policy: drop --checkpoint/--mode")
+    client = PolicyClient(args.server, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN"),
+                          transport=args.transport)
+    try:
+        cl = closed_loop(client, args.episodes, seed=10_000 + args.seed, progress=True)
+    finally:
+        client.close()
+    lo, hi = cl.confidence_interval()
+    report = {"server": args.server, "policy": client.name, "transport": args.transport, "episodes": cl.episodes,
+              "success_rate": cl.success_rate, "success_ci95": [lo, hi], "mean_episode_steps": cl.mean_steps}
+    print(f"{client.name} via {args.server}: closed-loop success {cl.success_rate:.1%} (95% CI {lo:.1%}-{hi:.1%}) "
+          f"over {cl.episodes} episodes")
+    _write_json(args.json, report)
+    return 0
+
+
+def cmd_serve(args, extra) -> int:
+    from tinyvla.policies.base import Policy
+    from tinyvla.serving.server import PolicyServer, ServeConfig
+    from tinyvla.utils import resolve_device
+
+    if extra:
+        raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    cfg = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                      max_queue=args.max_queue, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN", ""),
+                      max_payload_mb=args.max_payload_mb)
+    cfg.validate()
+    policy = Policy.from_pretrained(args.checkpoint, device=resolve_device(args.device))
+    PolicyServer(policy, cfg).serve_forever()
+    return 0
+
+
+def _bench_serve(args) -> dict:
+    from tinyvla.policies.base import Policy
+    from tinyvla.serving.bench import bench_serve
+    from tinyvla.serving.server import PolicyServer, ServeConfig
+    from tinyvla.utils import resolve_device
+
+    if args.clients < 1 or args.requests < 1:
+        raise ConfigError("--clients and --requests must be >= 1")
+    token = os.environ.get("TINYVLA_SERVE_TOKEN")
+    if args.url:
+        return bench_serve(args.url, clients=args.clients, requests=args.requests, token=token, transport=args.transport)
+    if not args.checkpoint:
+        raise ConfigError("bench serve needs --checkpoint DIR (served in-process) or --url of a running server")
+    policy = Policy.from_pretrained(args.checkpoint, device=resolve_device(args.device))
+    cfg = ServeConfig(port=0, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    with PolicyServer(policy, cfg).start_background() as server:
+        result = bench_serve(server.url, clients=args.clients, requests=args.requests, transport=args.transport)
+    return {**result, "device": str(policy.device), "max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms}
 
 
 def cmd_demo(args, extra) -> int:
@@ -116,13 +183,20 @@ def cmd_bench(args, extra) -> int:
 
     from tinyvla.bench import INFER_MODES, bench_infer, bench_train
     from tinyvla.data.toy import generate_toy_dataset
-    from tinyvla.pipeline import build_run_config, new_policy
+    from tinyvla.pipeline import build_run_config, new_policy, placeholder_dataset
     from tinyvla.policies.base import Policy
     from tinyvla.utils import resolve_device
 
     overrides = parse_overrides(extra)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.what == "serve":
+        if overrides:
+            raise ConfigError("config overrides do not apply to bench serve")
+        result = _bench_serve(args)
+        print(json.dumps(result, indent=2))
+        _write_json(args.json, result)
+        return 0
     data = generate_toy_dataset(2048, 0)
     if args.what == "train":
         run = build_run_config(_policy_type(overrides), args.preset, overrides)
@@ -139,6 +213,7 @@ def cmd_bench(args, extra) -> int:
             source = args.checkpoint
         else:  # random weights at the preset's shape: speed does not depend on the values
             run = build_run_config(_policy_type(overrides), args.preset, overrides)
+            data = placeholder_dataset(run.policy, 256)  # the toy task where its shapes fit the preset
             torch.manual_seed(0)
             policy = new_policy(run.policy, data).to(device)
             source = f"preset {args.preset} (random weights)"
@@ -154,23 +229,30 @@ def cmd_bench(args, extra) -> int:
         result = {"policy": policy.name, "source": source,
                   **bench_infer(policy, make_batch, modes=modes, calls=args.calls, throughput_batch=args.batch_size or 64,
                                 tolerance=args.tolerance)}
+        if policy.name == "vla_adapter":
+            from tinyvla.policies.vla_adapter.modeling import paper_comparison
+
+            result["params_adapter"] = policy.parameter_counts()["adapter"]
+            result["params_vision"] = policy.parameter_counts()["vision"]
+            print(paper_comparison(policy))
     print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    _write_json(args.json, result)
     return 0
 
 
 def cmd_info(args, extra) -> int:
-    from tinyvla.data.toy import generate_toy_dataset
-    from tinyvla.pipeline import build_run_config, new_policy
+    from tinyvla.pipeline import build_run_config, new_policy, placeholder_dataset
 
     overrides = parse_overrides(extra)
     run = build_run_config(_policy_type(overrides), args.preset, overrides)
-    policy = new_policy(run.policy, generate_toy_dataset(16, 0))
+    policy = new_policy(run.policy, placeholder_dataset(run.policy, 16))
     print(f"policy {run.policy.type}, preset {args.preset}: {policy.num_parameters():,} parameters")
     for name, child in policy.named_children():
-        print(f"  {name:<10} {sum(p.numel() for p in child.parameters()):>12,}")
+        print(f"  {name:<14} {sum(p.numel() for p in child.parameters()):>12,}")
+    if policy.name == "vla_adapter":
+        from tinyvla.policies.vla_adapter.modeling import paper_comparison
+
+        print(paper_comparison(policy))
     return 0
 
 
@@ -208,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="offline L2 + closed-loop success of a checkpoint")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", default="")
+    e.add_argument("--server", default="", help="evaluate a policy served by `tinyvla serve` at this URL")
+    e.add_argument("--token", default="", help="bearer token for --server (or env TINYVLA_SERVE_TOKEN)")
+    e.add_argument("--transport", default="http", choices=["http", "ws"], help="--server: JSON over HTTP or msgpack over WebSocket")
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--dataset", default="", help="a saved split (default: the toy task's held-out split)")
     e.add_argument("--num-val", type=int, default=2000)
@@ -237,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_data)
 
     b = sub.add_parser("bench", help="speed/memory benchmarks, written as JSON")
-    b.add_argument("what", choices=["train", "infer"])
+    b.add_argument("what", choices=["train", "infer", "serve"])
     b.add_argument("--preset", default="tiny")
     b.add_argument("--checkpoint", default="", help="infer: time a trained checkpoint instead of a preset")
     b.add_argument("--seconds", type=float, default=30.0, help="train: how long to train")
@@ -251,7 +336,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", default="")
+    b.add_argument("--clients", type=int, default=8, help="serve: concurrent clients")
+    b.add_argument("--requests", type=int, default=50, help="serve: requests per client")
+    b.add_argument("--url", default="", help="serve: bench a running server instead of serving --checkpoint in-process")
+    b.add_argument("--transport", default="http", choices=["http", "ws"], help="serve: JSON/HTTP or msgpack/WebSocket")
+    b.add_argument("--max-batch", type=int, default=32, help="serve: the in-process server's max batch")
+    b.add_argument("--max-wait-ms", type=float, default=5.0, help="serve: the in-process server's batching wait")
     b.set_defaults(func=cmd_bench)
+
+    v = sub.add_parser("serve", help="serve a checkpoint over HTTP (JSON) and WebSocket (msgpack)")
+    v.add_argument("checkpoint")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--device", default="auto")
+    v.add_argument("--max-batch", type=int, default=32, help="requests batched into one forward pass")
+    v.add_argument("--max-wait-ms", type=float, default=5.0, help="how long the first request waits for others")
+    v.add_argument("--max-queue", type=int, default=256, help="queued requests before answering 503")
+    v.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN' (or env TINYVLA_SERVE_TOKEN)")
+    v.add_argument("--max-payload-mb", type=float, default=8.0)
+    v.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("distill", help="train a student on a teacher's actions (optionally mixed with ground truth)")
     k.add_argument("--teacher", required=True, help="teacher checkpoint directory")

@@ -39,6 +39,9 @@ def export_onnx(policy: Policy, path: str | Path, quantize: bool = False) -> Pat
     """Write the policy's network (images, tokens, mask -> normalised actions) as ONNX; batch and
     instruction length stay dynamic."""
     _require_onnxruntime()
+    if policy.state_dim:
+        raise ConfigError(f"ONNX export covers policies without a robot-state input; {policy.name!r} reads one "
+                          "(use --mode eager)")
     path = Path(path)
     policy = policy.cpu().eval()
     images = torch.zeros(1, 3, policy.config.image_size, policy.config.image_size)
@@ -81,7 +84,7 @@ class OnnxPolicy:
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict) -> torch.Tensor:
-        images, tokens, mask = self.policy.prepare(batch)
+        images, tokens, mask, _ = self.policy.prepare(batch)
         out = self.session.run(None, {"images": images.numpy(), "tokens": tokens.numpy(), "mask": mask.numpy()})[0]
         return self.policy.unnormalize_action(torch.from_numpy(np.asarray(out, dtype=np.float32)))
 

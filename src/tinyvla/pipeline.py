@@ -53,12 +53,17 @@ def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrid
     if preset not in policy_cls.presets:
         raise ConfigError(f"unknown preset {preset!r} for policy {policy_type!r}; available: {', '.join(policy_cls.presets)}")
     merged = {**policy_cls.presets[preset], **file_overrides, **(overrides or {})}
+    for key in [k for k in merged if k.startswith("backbone.")]:  # `--backbone.path DIR` = policy.backbone_path
+        value = merged.pop(key)
+        merged[f"policy.backbone_{key.partition('.')[2]}"] = value
+        if key == "backbone.path":
+            merged.setdefault("policy.backbone", "hf")
     groups: dict[str, dict[str, Any]] = {"policy": {}, "train": {}, "data": {}, "lora": {}}
     init_from = str(merged.pop("init_from", ""))
     for key, value in merged.items():
         head, _, rest = key.partition(".")
         if head not in groups or not rest:
-            raise ConfigError(f"unknown config key {key!r}: keys start with policy., train., data. or lora.")
+            raise ConfigError(f"unknown config key {key!r}: keys start with policy., train., data., lora. or backbone.")
         groups[head][rest] = value
     groups["policy"].pop("type", None)
     return RunConfig(
@@ -103,6 +108,24 @@ def load_splits(cfg: DataConfig) -> tuple[FrameDataset, FrameDataset]:
     return generate_toy_dataset(cfg.num_train, cfg.seed, name="train"), generate_toy_dataset(cfg.num_val, cfg.seed + 1, name="val")
 
 
+def placeholder_dataset(cfg: PolicyConfig, n: int = 256, seed: int = 0) -> FrameDataset:
+    """Frames shaped for `cfg`, to build a policy whose size or speed is measured (never to train on):
+    the toy task when its shapes fit, else random images/actions/states with the toy's instructions."""
+    if cfg.image_size == 64 and cfg.action_dim == 2 and getattr(cfg, "state_dim", -1) in (-1, 0, 2):
+        return generate_toy_dataset(n, seed)
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    tasks = sorted(set(all_instructions()))[:64]
+    state_dim = max(getattr(cfg, "state_dim", 0), 0) or 2
+    return FrameDataset(
+        torch.randint(0, 256, (n, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, generator=gen),
+        torch.rand(n, cfg.chunk_size, cfg.action_dim, generator=gen) * 2 - 1,
+        torch.randn(n, state_dim, generator=gen), torch.randint(0, len(tasks), (n,), generator=gen), tasks,
+        name="placeholder", info={"task": "placeholder"},
+    )
+
+
 def new_tokenizer(train_ds: FrameDataset, context_length: int) -> InstructionTokenizer:
     """The toy task's tokenizer learns its whole instruction grammar; other data sets their own tasks."""
     corpus = all_instructions() if train_ds.info.get("task") == TASK_NAME else train_ds.tasks
@@ -114,6 +137,8 @@ def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
         raise DataError(f"dataset actions have dimension {train_ds.action_dim}, policy.action_dim is {cfg.action_dim}")
     if train_ds.images.shape[-1] != cfg.image_size:
         raise DataError(f"dataset images are {train_ds.images.shape[-1]} px, policy.image_size is {cfg.image_size}")
+    if getattr(cfg, "state_dim", 0) == -1:  # "from the data set"
+        cfg.state_dim = int(train_ds.states.shape[-1]) if train_ds.states.ndim == 2 else 0
     return make_policy(cfg, tokenizer=new_tokenizer(train_ds, cfg.context_length), stats=train_ds.action_stats())
 
 
@@ -143,4 +168,4 @@ def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
     return policy, result
 
 
-__all__ = ["DataConfig", "RunConfig", "build_run_config", "load_splits", "new_policy", "run_training"]
+__all__ = ["DataConfig", "RunConfig", "build_run_config", "load_splits", "new_policy", "placeholder_dataset", "run_training"]

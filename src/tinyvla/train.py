@@ -210,10 +210,15 @@ def train(
             policy.train()
             record = {"step": step, "samples": step * cfg.batch_size, "train_seconds": round(train_seconds, 3),
                       "loss": loss.item(), "val_l2": val_l2}
+            diagnostics = policy.diagnostics(batch)  # e.g. VLA-Adapter's gates and attention mass per source
+            if diagnostics:
+                record["diagnostics"] = diagnostics
             history.append(record)
             bar.set_postfix(loss=f"{loss.item():.4f}", val_l2=f"{val_l2:.4f}")
             if writer is not None:
                 writer.add_scalar("val/l2", val_l2, step)
+                for key, value in diagnostics.items():
+                    writer.add_scalar(f"diagnostics/{key}", value, step)
             if out is not None:
                 state = {**record, "best_val_l2": min(best, val_l2), "history": history}
                 if val_l2 < best:

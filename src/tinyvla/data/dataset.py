@@ -62,15 +62,20 @@ class FrameDataset:
         }
 
     def action_stats(self) -> dict:
-        a = self.actions.reshape(-1, self.action_dim).double()
-        q = torch.quantile(a, torch.tensor([0.01, 0.99], dtype=torch.float64), dim=0)
-        return {
-            "action": {
-                "mean": a.mean(0).tolist(), "std": a.std(0).tolist(),
-                "min": a.min(0).values.tolist(), "max": a.max(0).values.tolist(),
-                "q01": q[0].tolist(), "q99": q[1].tolist(),
-            }
-        }
+        """Per-dimension statistics of actions and states: mean, std, min, max, q01, q99."""
+
+        def describe(x: torch.Tensor) -> dict:
+            x = x.double()
+            if len(x) > 1_000_000:  # torch.quantile's input limit; a strided subsample is plenty
+                x = x[:: len(x) // 1_000_000 + 1]
+            q = torch.quantile(x, torch.tensor([0.01, 0.99], dtype=torch.float64), dim=0)
+            return {"mean": x.mean(0).tolist(), "std": x.std(0).tolist(), "min": x.min(0).values.tolist(),
+                    "max": x.max(0).values.tolist(), "q01": q[0].tolist(), "q99": q[1].tolist()}
+
+        stats = {"action": describe(self.actions.reshape(-1, self.action_dim))}
+        if self.states.ndim == 2 and self.states.shape[-1] > 0:
+            stats["state"] = describe(self.states)
+        return stats
 
     def save(self, directory: str | Path) -> None:
         from tinyvla.policies.base import atomic_write_dir

@@ -12,12 +12,13 @@ from torch import nn
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None = None,
               dropout: float = 0.0) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v over (b, h, n, d) tensors; `key_mask` (b, n_k) is True where a key is real.
+    """softmax(q k^T / sqrt(d)) v over (b, h, n, d) tensors; `key_mask` (b, n_k) is True where a key is real
+    (or a full boolean mask broadcastable to (b, h, n_q, n_k), e.g. for causal attention).
 
     On CUDA this is PyTorch's fused SDPA. On CPU, for our short sequences (<= 65 tokens), the fused
     kernel's backward is ~5x slower than three plain bf16 matmuls (measured: 30 ms vs 6 ms for
     b=64, h=3, n=65, d=64), so the CPU path spells the maths out."""
-    mask = None if key_mask is None else key_mask[:, None, None, :]  # (b, 1, 1, n_k)
+    mask = key_mask[:, None, None, :] if key_mask is not None and key_mask.ndim == 2 else key_mask  # (b, 1, 1, n_k)
     if q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (b, h, n_q, n_k)

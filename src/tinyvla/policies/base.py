@@ -22,6 +22,7 @@ from torch import nn
 from tinyvla.config import from_dict, to_dict
 from tinyvla.constants import (
     ACTION,
+    OBS_STATE,
     CHECKPOINT_FORMAT_VERSION,
     CONFIG_NAME,
     OBS_IMAGE,
@@ -105,21 +106,45 @@ class Policy(nn.Module):
             raise DataError(f"action stats have shape {tuple(mean.shape)}, policy action_dim is {config.action_dim}")
         self.register_buffer("action_mean", mean, persistent=False)
         self.register_buffer("action_std", std.clamp_min(1e-6), persistent=False)
+        if self.state_dim:
+            state_stats = stats.get("state") or {}
+            s_mean = torch.tensor(state_stats.get("mean", [0.0] * self.state_dim), dtype=torch.float32)
+            s_std = torch.tensor(state_stats.get("std", [1.0] * self.state_dim), dtype=torch.float32)
+            if s_mean.shape != (self.state_dim,) or s_std.shape != (self.state_dim,):
+                raise DataError(f"state stats have shape {tuple(s_mean.shape)}, policy state_dim is {self.state_dim}")
+            self.register_buffer("state_mean", s_mean, persistent=False)
+            self.register_buffer("state_std", s_std.clamp_min(1e-6), persistent=False)
         self._constant_tokens = tokenizer([CONSTANT_INSTRUCTION])
         self._queue: deque[torch.Tensor] = deque()
 
     # ---- subclasses implement this ------------------------------------------------------------
-    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(b, 3, H, W) float in [0, 1], (b, l) ids, (b, l) mask -> normalised actions (b, t, a)."""
+    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                           state: torch.Tensor | None = None) -> torch.Tensor:
+        """(b, 3, H, W) float in [0, 1], (b, l) ids, (b, l) mask, (b, s) normalised state or None
+        -> normalised actions (b, t, a)."""
         raise NotImplementedError
+
+    @property
+    def state_dim(self) -> int:
+        """Robot-state size the policy reads (0 = it ignores proprioception)."""
+        return max(0, getattr(self.config, "state_dim", 0))
+
+    @classmethod
+    def from_checkpoint_config(cls, config: PolicyConfig, *, tokenizer: InstructionTokenizer, stats: dict) -> "Policy":
+        """Build the module that a checkpoint's weights are loaded into (no pretrained weights read)."""
+        return cls(config, tokenizer=tokenizer, stats=stats)
+
+    def diagnostics(self, batch: dict) -> dict[str, float]:
+        """Scalars worth logging during training (e.g. gate values); empty by default."""
+        return {}
 
     # ---- pre/post-processing -----------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.action_mean.device
 
-    def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validate a batch and return (images, tokens, mask) on the policy's device."""
+    def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Validate a batch and return (images, tokens, mask, normalised state or None) on the policy's device."""
         cfg = self.config
         if OBS_IMAGE not in batch:
             raise DataError(f"batch lacks {OBS_IMAGE!r}")
@@ -150,7 +175,25 @@ class Policy(nn.Module):
         elif cfg.input_ablation == "constant_instruction":
             t, m = self._constant_tokens
             tokens, mask = t.expand(images.shape[0], -1), m.expand(images.shape[0], -1)
-        return images, tokens.to(self.device), mask.to(self.device)
+        return images, tokens.to(self.device), mask.to(self.device), self._prepare_state(batch, images.shape[0])
+
+    def _prepare_state(self, batch: dict, b: int) -> torch.Tensor | None:
+        s = self.state_dim
+        if not s:
+            return None
+        if OBS_STATE not in batch:
+            raise DataError(f"batch lacks {OBS_STATE!r}: this policy reads a robot state of size {s}")
+        state = batch[OBS_STATE]
+        if not isinstance(state, torch.Tensor):
+            state = torch.as_tensor(state)
+        if state.ndim != 2 or tuple(state.shape) != (b, s):
+            raise DataError(f"{OBS_STATE} must have shape (batch, {s}) = ({b}, {s}), got {tuple(state.shape)}")
+        if not state.dtype.is_floating_point:
+            raise DataError(f"{OBS_STATE} must be a float tensor, got {state.dtype}")
+        state = state.to(self.device, torch.float32)
+        if not torch.isfinite(state).all():
+            raise DataError(f"{OBS_STATE} contains NaN or inf")
+        return (state - self.state_mean) / self.state_std
 
     def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
         return (action - self.action_mean) / self.action_std
@@ -256,7 +299,10 @@ class Policy(nn.Module):
             tokenizer = InstructionTokenizer.load(directory / TOKENIZER_NAME, config.context_length)
         except Exception as e:  # tokenizers raises its own exception types for corrupt JSON
             raise CheckpointError(f"checkpoint {str(directory)!r} has a corrupt tokenizer ({e})") from None
-        policy = policy_cls(config, tokenizer=tokenizer, stats=stats)
+        try:
+            policy = policy_cls.from_checkpoint_config(config, tokenizer=tokenizer, stats=stats)
+        except (ConfigError, DataError) as e:  # a config edited by hand, or stats that do not fit it
+            raise CheckpointError(f"checkpoint {str(directory)!r}: {e}") from None
         try:
             state = load_file(str(directory / WEIGHTS_NAME))
         except Exception as e:  # safetensors raises SafetensorError / OSError for corrupt files

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # name -> module that registers it when imported
 _LAZY: dict[str, str] = {
     "tinyvla": "tinyvla.policies.tiny_vla.modeling",
+    "vla_adapter": "tinyvla.policies.vla_adapter.modeling",
 }
 _REGISTRY: dict[str, type["Policy"]] = {}
 

@@ -69,7 +69,8 @@ class TinyVLAPolicy(Policy):
         text = self.language(tokens, mask)  # (b, l, d)
         return self.head(self.fusion(vision, text, mask))  # (b, t, a) or (b, t, a, bins)
 
-    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                           state: torch.Tensor | None = None) -> torch.Tensor:
         out = self.head_output(images, tokens, mask)
         if self.config.head == "discrete":
             return self.bin_centres[out.argmax(dim=-1)]  # (b, t, a) in [-1, 1]
@@ -89,7 +90,7 @@ class TinyVLAPolicy(Policy):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         if self.config.head != "discrete":
             return super().forward(batch)
-        logits = self.head_output(*self.prepare(batch)).float()  # (b, t, a, bins)
+        logits = self.head_output(*self.prepare(batch)[:3]).float()  # (b, t, a, bins)
         target = self.target_chunk(batch, logits.shape[1])
         bins = self.config.action_bins
         labels = ((self.normalize_action(target).clamp(-1, 1) + 1) / 2 * (bins - 1)).round().long()  # (b, t, a)

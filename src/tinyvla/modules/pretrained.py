@@ -1,0 +1,90 @@
+"""Pretrained Hugging Face components from LOCAL directories (never a hub download).
+
+Every loader turns the ways a user's directory can be wrong (missing, no config, a model type this
+transformers does not know, the wrong kind of model) into one clear `ConfigError`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from tinyvla.errors import ConfigError
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("pretrained components need transformers: pip install 'tinyvla[hf]'") from None
+    return transformers
+
+
+def _read_config(path: str | Path, what: str) -> dict[str, Any]:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise ConfigError(f"{what} directory {str(path)!r} does not exist (models are loaded from local "
+                          "directories; download one first, e.g. with `huggingface-cli download`)")
+    cfg_file = directory / "config.json"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{what} directory {str(path)!r} has no config.json: not a Hugging Face model directory")
+    try:
+        return json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{what} config {str(cfg_file)!r} is not valid JSON ({e})") from None
+
+
+def causal_lm_config(path_or_dict: str | Path | dict[str, Any]):
+    """A transformers config for a decoder LM, from a local directory or a config dict."""
+    tf = _transformers()
+    raw = dict(path_or_dict) if isinstance(path_or_dict, dict) else _read_config(path_or_dict, "backbone")
+    model_type = raw.get("model_type")
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        where = f"{str(path_or_dict)!r}" if not isinstance(path_or_dict, dict) else "the config"
+        raise ConfigError(f"backbone {where} has model_type {model_type!r}, which is not a causal language model "
+                          "this transformers can build (e.g. qwen2, llama, gpt2)")
+    return tf.AutoConfig.for_model(model_type, **{k: v for k, v in raw.items() if k != "model_type"})
+
+
+def load_causal_lm(path: str | Path | None = None, config: dict[str, Any] | None = None) -> nn.Module:
+    """A decoder LM's base model (no LM head): pretrained weights from `path`, or random ones from `config`."""
+    tf = _transformers()
+    if path:
+        causal_lm_config(path)  # clear errors before transformers' own
+        try:
+            model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"could not load a causal LM from {str(path)!r}: {str(e).splitlines()[0]}") from None
+    elif config is not None:
+        model = tf.AutoModelForCausalLM.from_config(causal_lm_config(config))
+    else:
+        raise ConfigError("a Hugging Face backbone needs a local directory (policy.backbone_path) or a config")
+    base = model.base_model  # Qwen2ForCausalLM.model etc.: embeddings + layers + final norm
+    if base is model:
+        raise ConfigError(f"backbone {str(path)!r} has no separable base model")
+    return base
+
+
+def load_vision_model(path: str | Path) -> nn.Module:
+    """A vision tower (SigLIP, CLIP, DINOv2, ViT, ...) through `AutoModel`; CLIP/SigLIP keep the vision half."""
+    tf = _transformers()
+    raw = _read_config(path, "vision model")
+    model_type = raw.get("model_type")
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    if model_type not in MODEL_MAPPING_NAMES:
+        raise ConfigError(f"vision model {str(path)!r} has unsupported model_type {model_type!r}")
+    try:
+        model = tf.AutoModel.from_pretrained(str(path), local_files_only=True, dtype="float32")
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"could not load a vision model from {str(path)!r}: {str(e).splitlines()[0]}") from None
+    if hasattr(model, "vision_model") and not hasattr(model, "embeddings"):  # a two-tower CLIP/SigLIP checkpoint
+        model = model.vision_model
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "hidden_size") or not hasattr(cfg, "image_size"):
+        raise ConfigError(f"{str(path)!r} ({model_type}) is not a vision model (no image_size/hidden_size)")
+    return model

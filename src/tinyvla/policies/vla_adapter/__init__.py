@@ -1,0 +1,1 @@
+"""VLA-Adapter: `--policy.type vla_adapter` (import `modeling` to register it)."""

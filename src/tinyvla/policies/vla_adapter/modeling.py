@@ -1,0 +1,280 @@
+"""VLA-Adapter (arXiv 2509.09372): a VLM backbone with learnable ActionQuery tokens, and a policy whose
+Bridge Attention reads every layer's Raw (vision) and ActionQuery features.
+
+Shapes: b batch, p vision tokens, l instruction tokens, q ActionQuery tokens, L backbone layers,
+d width, t chunk, a action dim, s state dim.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinyvla.errors import ConfigError
+from tinyvla.modules.transformer import init_weights
+from tinyvla.modules.vit import ViT
+from tinyvla.policies.base import Policy
+from tinyvla.policies.registry import register_policy
+from tinyvla.policies.vla_adapter.backbone import HFBackbone, ScratchBackbone
+from tinyvla.policies.vla_adapter.bridge import BridgePolicy
+from tinyvla.policies.vla_adapter.configuration import QWEN25_05B_SHAPE, VLAAdapterConfig
+from tinyvla.tokenizer import InstructionTokenizer
+
+PAPER_POLICY_PARAMS = 97.3e6  # the paper's policy size with Qwen2.5-0.5B
+
+
+class Projector(nn.Sequential):
+    """Vision features -> backbone width: 3 linear layers with GELU (the paper's projector), then a
+    LayerNorm whose gain starts at the RMS of the backbone's token embeddings, so that image tokens
+    enter the LM at the scale of its text tokens instead of ~100x below it (small-init linears)."""
+
+    def __init__(self, in_dim: int, out_dim: int, embed_rms: float):
+        super().__init__(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim), nn.GELU(),
+                         nn.Linear(out_dim, out_dim), nn.LayerNorm(out_dim))
+        init_weights(self)
+        nn.init.constant_(self[-1].weight, embed_rms)
+
+
+class HFVision(nn.Module):
+    """A pretrained vision tower: resize + normalise, then its patch tokens (b, p, dv)."""
+
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
+        super().__init__()
+        self.model = model
+        self.size = model.config.image_size
+        self.width = model.config.hidden_size
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-1] != self.size or images.shape[-2] != self.size:
+            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.model(pixel_values=(images - self.mean) / self.std).last_hidden_state
+
+
+def _image_norm(path: str) -> tuple[list[float], list[float]]:
+    import json
+    from pathlib import Path
+
+    pre = Path(path) / "preprocessor_config.json"
+    if pre.is_file():
+        try:
+            cfg = json.loads(pre.read_text())
+            return list(cfg["image_mean"]), list(cfg["image_std"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]  # SigLIP's convention
+
+
+def vocab_rows(backbone: nn.Module) -> int:
+    return backbone.model.get_input_embeddings().num_embeddings if isinstance(backbone, HFBackbone) \
+        else backbone.embed_tokens.num_embeddings
+
+
+@register_policy("vla_adapter")
+class VLAAdapterPolicy(Policy):
+    config_class = VLAAdapterConfig
+    presets = {
+        # CPU-sized: scratch backbone 256x4 (4 policy blocks), ViT 192x4 at 64 px, 16 ActionQuery tokens.
+        "tiny": {"policy.num_queries": 16},
+        # The paper's shape: Qwen2.5-0.5B (random weights unless --policy.backbone_path points at a local
+        # copy), 64 queries, 8 policy heads, chunk 8 of 7-D actions, 224 px image with 256 patches.
+        "paper": {"policy.backbone": "hf", "policy.backbone_config": QWEN25_05B_SHAPE, "policy.num_queries": 64,
+                  "policy.image_size": 224, "policy.patch_size": 14, "policy.vision_width": 384,
+                  "policy.vision_layers": 6, "policy.vision_heads": 6, "policy.chunk_size": 8,
+                  "policy.n_action_steps": 8, "policy.action_dim": 7, "policy.state_dim": 8,
+                  "lora.targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                  "lora.scope": "backbone", "lora.rank": 64, "lora.alpha": 128,
+                  "lora.trainable": ["vision", "projector", "action_queries", "policy", "bos"]},
+    }
+
+    def __init__(self, config: VLAAdapterConfig, *, tokenizer: InstructionTokenizer, stats: dict,
+                 load_pretrained: bool = True):
+        super().__init__(config, tokenizer=tokenizer, stats=stats)
+        c = config
+        # ---- backbone ----
+        if c.backbone == "hf":
+            from tinyvla.modules.pretrained import load_causal_lm
+
+            if c.backbone_path and load_pretrained:
+                model = load_causal_lm(path=c.backbone_path)
+            elif c.backbone_config:
+                model = load_causal_lm(config=c.backbone_config)
+            else:
+                raise ConfigError("policy.backbone hf needs policy.backbone_path (a local model directory)")
+            c.backbone_config = {"model_type": model.config.model_type,
+                                 **{k: v for k, v in model.config.to_diff_dict().items() if k != "model_type"}}
+            c.backbone_config.pop("transformers_version", None)
+            self.backbone = HFBackbone(model)
+            vocab = model.get_input_embeddings().num_embeddings
+            if tokenizer.vocab_size > vocab:
+                raise ConfigError(f"the instruction tokenizer has {tokenizer.vocab_size} ids, the backbone's "
+                                  f"embedding {vocab}")
+        else:
+            c.vocab_size = c.vocab_size or tokenizer.vocab_size
+            if c.vocab_size < tokenizer.vocab_size:
+                raise ConfigError(f"vocab_size {c.vocab_size} < tokenizer's {tokenizer.vocab_size}")
+            self.backbone = ScratchBackbone(vocab_size=c.vocab_size, width=c.width, layers=c.layers, heads=c.heads,
+                                            mlp_ratio=c.mlp_ratio, max_len=self._max_len())
+        width, layers = self.backbone.width, self.backbone.num_layers
+        if c.policy_width and c.policy_width != width:
+            raise ConfigError(f"policy.policy_width {c.policy_width} does not match the backbone's hidden size "
+                              f"{width}: Bridge Attention reads backbone features at the backbone's width")
+        if c.policy_width == 0:
+            c.policy_width = width
+        if c.condition_layer >= layers:
+            raise ConfigError(f"policy.condition_layer {c.condition_layer} is out of range: the backbone has "
+                              f"{layers} layers (0..{layers - 1})")
+        # ---- vision ----
+        if c.vision_path:
+            from tinyvla.modules.pretrained import load_vision_model
+
+            mean, std = _image_norm(c.vision_path)
+            self.vision = HFVision(load_vision_model(c.vision_path), mean, std)
+            vision_width = self.vision.width
+        else:
+            self.vision = ViT(image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width,
+                              depth=c.vision_layers, heads=c.vision_heads, mlp_ratio=c.mlp_ratio)
+            vision_width = c.vision_width
+        with torch.no_grad():
+            embed_rms = self.backbone.embed(torch.arange(min(1024, vocab_rows(self.backbone)))).pow(2).mean().sqrt().item()
+        self.projector = Projector(vision_width, width, embed_rms)
+        self.bos = nn.Parameter(torch.zeros(1, 1, width))
+        nn.init.trunc_normal_(self.bos, std=0.02)
+        self.action_queries = nn.Embedding(max(c.num_queries, 1), width)
+        nn.init.zeros_(self.action_queries.weight)  # zero-initialised, as in the paper
+        # ---- policy ----
+        sources = ["self"]
+        if c.conditions in ("aq", "both") or c.state_dim:
+            sources.append("aq")
+        if c.conditions in ("raw", "both"):
+            sources.append("raw")
+        gated = {"raw": ("raw",), "aq": ("aq",), "both": ("raw", "aq"), "none": ()}[c.gate]
+        self.policy = BridgePolicy(dim=width, heads=c.policy_heads, blocks=layers, chunk=c.chunk_size,
+                                   action_dim=c.action_dim, state_dim=c.state_dim, sources=tuple(sources),
+                                   gated=tuple(g for g in gated if g in sources), softmax=c.bridge_softmax,
+                                   separate_kv=c.separate_kv, ffn=c.ffn)
+        for module, frozen in ((self.backbone, c.freeze_backbone), (self.vision, c.freeze_vision)):
+            for p in module.parameters():
+                p.requires_grad = not frozen
+        q01 = torch.tensor(stats["action"].get("q01", stats["action"].get("min")), dtype=torch.float32)
+        q99 = torch.tensor(stats["action"].get("q99", stats["action"].get("max")), dtype=torch.float32)
+        self.register_buffer("action_q01", q01, persistent=False)
+        self.register_buffer("action_span", (q99 - q01).clamp_min(1e-6), persistent=False)
+
+    @classmethod
+    def from_checkpoint_config(cls, config, *, tokenizer, stats):
+        # The checkpoint holds every weight (backbone included): build the architecture from its config.
+        return cls(config, tokenizer=tokenizer, stats=stats, load_pretrained=False)
+
+    def _max_len(self) -> int:
+        c = self.config
+        vision_tokens = (c.image_size // c.patch_size) ** 2 + 1
+        return 1 + vision_tokens + c.context_length + c.num_queries
+
+    # ---- normalisation: [q01, q99] -> [-1, 1] per dimension (the paper's) --------------------------
+    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return (action - self.action_q01) / self.action_span * 2 - 1
+
+    def unnormalize_action(self, action: torch.Tensor) -> torch.Tensor:
+        return (action + 1) / 2 * self.action_span + self.action_q01
+
+    def parameter_counts(self) -> dict[str, int]:
+        def count(*modules):
+            return sum(p.numel() for m in modules for p in (m.parameters() if isinstance(m, nn.Module) else [m]))
+
+        return {"backbone": count(self.backbone), "vision": count(self.vision),
+                "adapter": count(self.projector, self.action_queries, self.bos), "policy": count(self.policy)}
+
+    # ---- the model -----------------------------------------------------------------------------
+    def conditions(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor):
+        """-> per-layer Raw features [(b, 1+p, d)] and ActionQuery features [(b, q, d)]."""
+        c = self.config
+        b = images.shape[0]
+        vision = self.projector(self.vision(images))  # (b, p, d)
+        text = self.backbone.embed(tokens)  # (b, l, d)
+        queries = self.action_queries.weight[: c.num_queries].unsqueeze(0).expand(b, -1, -1)  # (b, q, d)
+        seq = torch.cat([self.bos.expand(b, -1, -1).to(text.dtype), vision.to(text.dtype), text,
+                         queries.to(text.dtype)], dim=1)
+        p = vision.shape[1]
+        ones = torch.ones(b, 1 + p, dtype=torch.bool, device=seq.device)
+        key_mask = torch.cat([ones, mask.bool(), torch.ones(b, c.num_queries, dtype=torch.bool, device=seq.device)], 1)
+        hidden = self.backbone(seq, key_mask, c.causal)  # L x (b, n, d)
+        if c.condition_layer >= 0:
+            hidden = [hidden[c.condition_layer]] * len(hidden)
+        use_raw = c.conditions in ("raw", "both")
+        use_aq = c.conditions in ("aq", "both")
+        raw = [h[:, : 1 + p] if use_raw else None for h in hidden]
+        aq = [h[:, h.shape[1] - c.num_queries:] if use_aq else None for h in hidden]
+        return raw, aq
+
+    def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                           state: torch.Tensor | None = None) -> torch.Tensor:
+        raw, aq = self.conditions(images, tokens, mask)
+        return self.policy(raw, aq, state)  # (b, t, a) in [-1, 1] (roughly)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """L1 (or MSE) between predicted and demonstrated actions, both normalised to [-1, 1] by q01/q99."""
+        pred = self.predict_normalized(*self.prepare(batch))
+        target = self.normalize_action(self.target_chunk(batch, pred.shape[1]))
+        loss = (F.l1_loss if self.config.loss == "l1" else F.mse_loss)(pred.float(), target)
+        return loss, {"loss": loss.detach()}
+
+    def parameters_without_gradient(self) -> set[str]:
+        """Names of parameters that get no gradient by design: backbone layers after a single
+        `condition_layer`, and those behind gates that are exactly 0 (as at init, `bridge_softmax
+        separate`): a gated source's norm/projection, the proprio MLP behind a closed AQ gate, and
+        everything upstream of the policy when every condition is gated shut."""
+        names = [n for n, _ in self.named_parameters()]
+        closed = set()
+        k = self.config.condition_layer
+        if k >= 0:
+            later = tuple(f"{stem}{j}." for j in range(k + 1, self.backbone.num_layers)
+                          for stem in ("backbone.blocks.", "backbone.model.layers."))
+            closed |= {n for n in names if n.startswith(later + ("backbone.norm.", "backbone.model.norm."))}
+        if self.config.bridge_softmax != "separate":
+            return closed
+        shut = {}
+        for i, blk in enumerate(self.policy.blocks):
+            for source in blk.cond_norms:
+                is_shut = source in blk.attn.gates and blk.attn.gates[source].item() == 0.0
+                shut.setdefault(source, []).append(is_shut)
+                if is_shut:
+                    prefix = f"policy.blocks.{i}"
+                    closed |= {f"{prefix}.cond_norms.{source}.{p}" for p in ("weight", "bias")}
+                    if source in blk.attn.kv:
+                        closed |= {f"{prefix}.attn.kv.{source}.{p}" for p in ("weight", "bias")}
+        if all(shut.get("aq", [False])):
+            closed |= {n for n in names if n.startswith("policy.proprio.")}
+        if shut and all(all(v) for v in shut.values()):
+            closed |= {n for n in names if not n.startswith("policy.")}
+        return closed
+
+    # ---- instrumentation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def diagnostics(self, batch: dict) -> dict[str, float]:
+        """tanh(g) per block and the share each source takes per block (see bridge.py), on `batch`."""
+        blocks = [blk.attn for blk in self.policy.blocks]
+        for attn in blocks:
+            attn.record = True
+        was_training = self.training
+        self.eval()
+        try:
+            self.predict_normalized(*self.prepare(batch))
+        finally:
+            self.train(was_training)
+            for attn in blocks:
+                attn.record = False
+        out = {}
+        for i, (gates, attn) in enumerate(zip(self.policy.gate_values(), blocks)):
+            out.update({f"block{i}/tanh_g_{n}": v for n, v in gates.items()})
+            out.update({f"block{i}/mass_{n}": v for n, v in attn.last_mass.items()})
+        return out
+
+
+def paper_comparison(policy: VLAAdapterPolicy) -> str:
+    counts = policy.parameter_counts()
+    return (f"policy {counts['policy'] / 1e6:.1f}M parameters (paper: {PAPER_POLICY_PARAMS / 1e6:.1f}M with "
+            f"Qwen2.5-0.5B), backbone {counts['backbone'] / 1e6:.1f}M")
+

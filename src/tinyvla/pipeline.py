@@ -126,8 +126,11 @@ def placeholder_dataset(cfg: PolicyConfig, n: int = 256, seed: int = 0) -> Frame
     )
 
 
-def new_tokenizer(train_ds: FrameDataset, context_length: int) -> InstructionTokenizer:
-    """The toy task's tokenizer learns its whole instruction grammar; other data sets their own tasks."""
+def new_tokenizer(train_ds: FrameDataset, context_length: int, pretrained_dir: str = "") -> InstructionTokenizer:
+    """A pretrained language model's own tokenizer when its directory has one; otherwise a word-level one
+    trained on the task's instructions (the toy task's whole grammar, or the data set's tasks)."""
+    if pretrained_dir and (Path(pretrained_dir) / "tokenizer.json").is_file():
+        return InstructionTokenizer.from_pretrained_dir(pretrained_dir, context_length)
     corpus = all_instructions() if train_ds.info.get("task") == TASK_NAME else train_ds.tasks
     return InstructionTokenizer.train(corpus, context_length)
 
@@ -139,7 +142,8 @@ def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
         raise DataError(f"dataset images are {train_ds.images.shape[-1]} px, policy.image_size is {cfg.image_size}")
     if getattr(cfg, "state_dim", 0) == -1:  # "from the data set"
         cfg.state_dim = int(train_ds.states.shape[-1]) if train_ds.states.ndim == 2 else 0
-    return make_policy(cfg, tokenizer=new_tokenizer(train_ds, cfg.context_length), stats=train_ds.action_stats())
+    text_dir = getattr(cfg, "lang_path", "") or (getattr(cfg, "backbone_path", "") if getattr(cfg, "backbone", "") == "hf" else "")
+    return make_policy(cfg, tokenizer=new_tokenizer(train_ds, cfg.context_length, text_dir), stats=train_ds.action_stats())
 
 
 def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",

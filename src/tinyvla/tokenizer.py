@@ -26,7 +26,8 @@ class InstructionTokenizer:
     def __init__(self, tokenizer: Tokenizer, context_length: int):
         self.tok = tokenizer
         self.context_length = context_length
-        self.pad_id = tokenizer.token_to_id(PAD)
+        padding = tokenizer.padding  # set for a pretrained model's tokenizer (see from_pretrained_dir)
+        self.pad_id = padding["pad_id"] if padding else tokenizer.token_to_id(PAD)
         if self.pad_id is None:
             raise DataError("tokenizer has no [PAD] token")
 
@@ -48,6 +49,21 @@ class InstructionTokenizer:
     @classmethod
     def load(cls, path: str | Path, context_length: int) -> "InstructionTokenizer":
         return cls(Tokenizer.from_file(str(path)), context_length)
+
+    @classmethod
+    def from_pretrained_dir(cls, directory: str | Path, context_length: int) -> "InstructionTokenizer":
+        """A pretrained LM's own `tokenizer.json`, with a padding token chosen from its vocabulary."""
+        tok = Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
+        if not tok.padding:
+            for candidate in ("<|endoftext|>", "<pad>", "[PAD]", "<|padding|>", "</s>", "<eos>"):
+                pad_id = tok.token_to_id(candidate)
+                if pad_id is not None:
+                    tok.enable_padding(pad_id=pad_id, pad_token=candidate)
+                    break
+            else:
+                raise DataError(f"the tokenizer in {str(directory)!r} has no padding/end-of-text token")
+        tok.no_truncation()
+        return cls(tok, context_length)
 
     def __call__(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ids (b, l) int64, mask (b, l) bool."""

@@ -174,9 +174,13 @@ def test_hf_vision_tower_from_a_local_directory(toy_splits, tmp_path):
     SiglipVisionModel(SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, image_size=32, patch_size=8)).save_pretrained(tmp_path / "siglip")
     policy = make_policy(toy_splits, **{"policy.vision_path": str(tmp_path / "siglip"), "policy.freeze_vision": True})
-    out = policy.predict_action_chunk(toy_splits[0].batch(torch.arange(2)))
+    batch = toy_splits[0].batch(torch.arange(2))
+    out = policy.predict_action_chunk(batch)
     assert out.shape == (2, 1, 2)
     assert not any(p.requires_grad for p in policy.vision.parameters())
+    policy.save_pretrained(tmp_path / "ckpt")
+    shutil.rmtree(tmp_path / "siglip")  # the checkpoint holds the tower's config and weights
+    assert torch.equal(Policy.from_pretrained(tmp_path / "ckpt").predict_action_chunk(batch), out)
 
 
 def test_bad_backbones_are_clear_errors(toy_splits, tmp_path):

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tinyvla.errors import ConfigError
@@ -88,3 +90,97 @@ def load_vision_model(path: str | Path) -> nn.Module:
     if cfg is None or not hasattr(cfg, "hidden_size") or not hasattr(cfg, "image_size"):
         raise ConfigError(f"{str(path)!r} ({model_type}) is not a vision model (no image_size/hidden_size)")
     return model
+
+
+def config_dict(model: nn.Module) -> dict[str, Any]:
+    """A model's architecture as a JSON-able dict (what a checkpoint stores to rebuild it offline)."""
+    cfg = model.config
+    out = {"model_type": cfg.model_type, **{k: v for k, v in cfg.to_diff_dict().items() if k != "model_type"}}
+    out.pop("transformers_version", None)
+    return out
+
+
+def vision_model_from_config(config: dict[str, Any]) -> nn.Module:
+    """Random weights of a vision tower's architecture (the checkpoint's weights are loaded afterwards)."""
+    tf = _transformers()
+    raw = dict(config)
+    model_type = raw.pop("model_type", None)
+    try:
+        cfg = tf.AutoConfig.for_model(model_type, **raw)
+    except ValueError as e:
+        raise ConfigError(f"unsupported vision model_type {model_type!r}: {e}") from None
+    return tf.AutoModel.from_config(cfg)
+
+
+def language_model(path: str | Path | None = None, config: dict[str, Any] | None = None) -> nn.Module:
+    """A text model's base (no head): a causal LM's decoder, or an encoder (BERT-style) via AutoModel."""
+    tf = _transformers()
+    raw = dict(config) if config else _read_config(path, "language model")
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
+
+    model_type = raw.get("model_type")
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return load_causal_lm(path=path, config=None if path else raw)
+    if model_type not in MODEL_MAPPING_NAMES:
+        raise ConfigError(f"language model {str(path or 'config')!r} has unsupported model_type {model_type!r}")
+    if path:
+        try:
+            return tf.AutoModel.from_pretrained(str(path), local_files_only=True, dtype="float32")
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"could not load a language model from {str(path)!r}: {str(e).splitlines()[0]}") from None
+    return tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **{k: v for k, v in raw.items() if k != "model_type"}))
+
+
+def image_normalisation(path: str | Path | None) -> tuple[list[float], list[float]]:
+    """The tower's image mean/std from its preprocessor_config.json (SigLIP's 0.5/0.5 otherwise)."""
+    pre = Path(path) / "preprocessor_config.json" if path else None
+    if pre is not None and pre.is_file():
+        try:
+            cfg = json.loads(pre.read_text())
+            return list(cfg["image_mean"]), list(cfg["image_std"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+
+
+class HFVision(nn.Module):
+    """A pretrained vision tower: resize + normalise, then its patch tokens (b, p, dv)."""
+
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
+        super().__init__()
+        self.model = model
+        cfg = getattr(model.config, "vision_config", model.config)
+        self.size, self.width = cfg.image_size, cfg.hidden_size
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-1] != self.size or images.shape[-2] != self.size:
+            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.model(pixel_values=(images - self.mean) / self.std).last_hidden_state
+
+
+class HFText(nn.Module):
+    """A pretrained text model: token ids + mask -> hidden states (b, l, d)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.width = model.config.hidden_size
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
+
+
+def build_vision(path: str, config: dict[str, Any], load_pretrained: bool) -> tuple[HFVision, dict[str, Any]]:
+    """A vision tower from a local directory (pretrained) or from a stored config (random, then loaded)."""
+    if path and load_pretrained:
+        model = load_vision_model(path)
+    elif config:
+        model = vision_model_from_config(config)
+        if hasattr(model, "vision_model") and not hasattr(model, "embeddings"):
+            model = model.vision_model
+    else:
+        raise ConfigError(f"vision model directory {path!r} is needed")
+    mean, std = image_normalisation(path if path and Path(path).is_dir() else None)
+    return HFVision(model, mean, std), config_dict(model)

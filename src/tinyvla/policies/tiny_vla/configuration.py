@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from tinyvla.policies.base import PolicyConfig
 
@@ -34,12 +34,23 @@ class TinyVLAConfig(PolicyConfig):
     action_bins: int = 256
     head_hidden: int = 256
     head_layers: int = 2
+    # Pretrained components (Hugging Face, LOCAL directories): a vision tower (SigLIP/CLIP/DINOv2/ViT) and
+    # a language model (a causal LM's decoder or an encoder). Without a path, `*_config` builds the same
+    # architecture with random weights (how a checkpoint is rebuilt, and how `smol` is sized offline).
+    vision_path: str = ""
+    vision_config: dict[str, Any] = field(default_factory=dict)
+    lang_path: str = ""
+    lang_config: dict[str, Any] = field(default_factory=dict)
+    freeze_vision: bool = False
+    freeze_language: bool = False
 
     def validate(self) -> None:
         super().validate()
-        if self.image_size % self.patch_size:
+        if not (self.vision_path or self.vision_config) and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         for name in ("vision", "lang"):
+            if getattr(self, f"{name}_path") or getattr(self, f"{name}_config"):
+                continue  # the width is the pretrained model's, checked when it is built
             if getattr(self, f"{name}_width") % getattr(self, f"{name}_heads"):
                 raise ValueError(f"{name}_width must be divisible by {name}_heads")
         if self.head_layers < 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from tinyvla.errors import ConfigError
 from tinyvla.modules.fusion import CrossAttentionFusion, InstructionPoolAddFusion, MLPHead, PoolAddFusion
 from tinyvla.modules.text import TextEncoder
 from tinyvla.modules.vit import ViT
@@ -16,6 +17,15 @@ from tinyvla.policies.tiny_vla.configuration import TinyVLAConfig
 from tinyvla.tokenizer import InstructionTokenizer
 
 
+# Architecture shapes (no weights) of public checkpoints, for the `smol` preset.
+SIGLIP_BASE_224 = {"model_type": "siglip_vision_model", "hidden_size": 768, "intermediate_size": 3072,
+                   "num_hidden_layers": 12, "num_attention_heads": 12, "image_size": 224, "patch_size": 16}
+SMOLLM2_360M = {"model_type": "llama", "hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
+                "num_attention_heads": 15, "num_key_value_heads": 5, "vocab_size": 49152,
+                "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
+                "tie_word_embeddings": True}
+
+
 @register_policy("tinyvla")
 class TinyVLAPolicy(Policy):
     config_class = TinyVLAConfig
@@ -23,26 +33,58 @@ class TinyVLAPolicy(Policy):
         "tiny": {},
         # The seed's fusion exactly: ViT CLS token projected and added to the mean-pooled language.
         "seed": {"policy.fusion": "pool_add", "policy.vision_pool": "cls"},
+        # SmolVLA-class (~450M): cross-attention fusion over a SigLIP-base vision tower and a SmolLM2-360M
+        # language model, both frozen: only the fusion and the head train. Random weights of those shapes
+        # unless --policy.vision_path / --policy.lang_path point at local copies of the real ones.
+        "smol": {"policy.fusion": "cross_attention", "policy.vision_config": SIGLIP_BASE_224,
+                 "policy.lang_config": SMOLLM2_360M, "policy.lang_heads": 15, "policy.freeze_vision": True,
+                 "policy.freeze_language": True, "policy.head_hidden": 512},
         # The seed's Stage 2 "MediumVLA": vision 384x6, language 512x8.
         "medium": {"policy.vision_width": 384, "policy.vision_layers": 6, "policy.vision_heads": 6,
                    "policy.lang_width": 512, "policy.lang_layers": 8, "policy.lang_heads": 8,
                    "policy.pool_heads": 8, "policy.head_hidden": 512},
     }
 
-    def __init__(self, config: TinyVLAConfig, *, tokenizer: InstructionTokenizer, stats: dict):
+    def __init__(self, config: TinyVLAConfig, *, tokenizer: InstructionTokenizer, stats: dict,
+                 load_pretrained: bool = True):
         super().__init__(config, tokenizer=tokenizer, stats=stats)
         config.vocab_size = config.vocab_size or tokenizer.vocab_size
         if config.vocab_size < tokenizer.vocab_size:
             raise ValueError(f"vocab_size {config.vocab_size} < tokenizer's {tokenizer.vocab_size}")
         c = config
-        self.vision = ViT(
-            image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width, depth=c.vision_layers,
-            heads=c.vision_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout, pos_init=c.vision_pos_init,
-        )
-        self.language = TextEncoder(
-            vocab_size=c.vocab_size, context_length=c.context_length, dim=c.lang_width, depth=c.lang_layers,
-            heads=c.lang_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
-        )
+        if c.vision_path or c.vision_config:
+            from tinyvla.modules.pretrained import build_vision
+
+            self.vision, c.vision_config = build_vision(c.vision_path, c.vision_config, load_pretrained)
+            c.vision_width = self.vision.width
+        else:
+            self.vision = ViT(
+                image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width, depth=c.vision_layers,
+                heads=c.vision_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout, pos_init=c.vision_pos_init,
+            )
+        if c.lang_path or c.lang_config:
+            from tinyvla.modules.pretrained import HFText, config_dict, language_model
+
+            model = language_model(path=c.lang_path if load_pretrained else None, config=None if (
+                c.lang_path and load_pretrained) else c.lang_config)
+            c.lang_config = config_dict(model)
+            self.language = HFText(model)
+            c.lang_width = self.language.width
+            rows = model.get_input_embeddings().num_embeddings
+            if tokenizer.vocab_size > rows:
+                raise ConfigError(f"the instruction tokenizer has {tokenizer.vocab_size} ids, the language "
+                                  f"model's embedding {rows}")
+            if c.fusion == "cross_attention" and c.lang_width % c.lang_heads:
+                raise ConfigError(f"the language model's width {c.lang_width} is not divisible by "
+                                  f"policy.lang_heads {c.lang_heads} (cross-attention heads)")
+        else:
+            self.language = TextEncoder(
+                vocab_size=c.vocab_size, context_length=c.context_length, dim=c.lang_width, depth=c.lang_layers,
+                heads=c.lang_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
+            )
+        for module, frozen in ((self.vision, c.freeze_vision), (self.language, c.freeze_language)):
+            for p in module.parameters():
+                p.requires_grad = not frozen
         if c.fusion == "pool_add":
             self.fusion = PoolAddFusion(vision_dim=c.vision_width, lang_dim=c.lang_width, vision_pool=c.vision_pool)
         elif c.fusion == "cross_attention":
@@ -59,6 +101,11 @@ class TinyVLAPolicy(Policy):
             self.register_buffer("action_min", lo, persistent=False)
             self.register_buffer("action_range", (hi - lo).clamp_min(1e-6), persistent=False)
             self.register_buffer("bin_centres", torch.linspace(-1, 1, bins), persistent=False)
+
+    @classmethod
+    def from_checkpoint_config(cls, config, *, tokenizer, stats):
+        # Pretrained towers are rebuilt from their stored configs; the checkpoint holds their weights.
+        return cls(config, tokenizer=tokenizer, stats=stats, load_pretrained=False)
 
     def parameter_counts(self) -> dict[str, int]:
         backbone = sum(p.numel() for m in (self.vision, self.language) for p in m.parameters())

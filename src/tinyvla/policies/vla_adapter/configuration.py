@@ -37,6 +37,7 @@ class VLAAdapterConfig(PolicyConfig):
     freeze_backbone: bool = False
     # ---- vision -----------------------------------------------------------------------------------
     vision_path: str = ""  # a local HF vision model (SigLIP/DINOv2/CLIP/ViT); empty = our ViT from scratch
+    vision_config: dict[str, Any] = field(default_factory=dict)  # filled from the tower when built
     freeze_vision: bool = False
     patch_size: int = 8
     vision_width: int = 192

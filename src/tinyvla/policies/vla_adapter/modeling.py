@@ -36,37 +36,6 @@ class Projector(nn.Sequential):
         nn.init.constant_(self[-1].weight, embed_rms)
 
 
-class HFVision(nn.Module):
-    """A pretrained vision tower: resize + normalise, then its patch tokens (b, p, dv)."""
-
-    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
-        super().__init__()
-        self.model = model
-        self.size = model.config.image_size
-        self.width = model.config.hidden_size
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[-1] != self.size or images.shape[-2] != self.size:
-            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return self.model(pixel_values=(images - self.mean) / self.std).last_hidden_state
-
-
-def _image_norm(path: str) -> tuple[list[float], list[float]]:
-    import json
-    from pathlib import Path
-
-    pre = Path(path) / "preprocessor_config.json"
-    if pre.is_file():
-        try:
-            cfg = json.loads(pre.read_text())
-            return list(cfg["image_mean"]), list(cfg["image_std"])
-        except (KeyError, ValueError, TypeError):
-            pass
-    return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]  # SigLIP's convention
-
-
 def vocab_rows(backbone: nn.Module) -> int:
     return backbone.model.get_input_embeddings().num_embeddings if isinstance(backbone, HFBackbone) \
         else backbone.embed_tokens.num_embeddings
@@ -103,9 +72,9 @@ class VLAAdapterPolicy(Policy):
                 model = load_causal_lm(config=c.backbone_config)
             else:
                 raise ConfigError("policy.backbone hf needs policy.backbone_path (a local model directory)")
-            c.backbone_config = {"model_type": model.config.model_type,
-                                 **{k: v for k, v in model.config.to_diff_dict().items() if k != "model_type"}}
-            c.backbone_config.pop("transformers_version", None)
+            from tinyvla.modules.pretrained import config_dict
+
+            c.backbone_config = config_dict(model)
             self.backbone = HFBackbone(model)
             vocab = model.get_input_embeddings().num_embeddings
             if tokenizer.vocab_size > vocab:
@@ -127,11 +96,10 @@ class VLAAdapterPolicy(Policy):
             raise ConfigError(f"policy.condition_layer {c.condition_layer} is out of range: the backbone has "
                               f"{layers} layers (0..{layers - 1})")
         # ---- vision ----
-        if c.vision_path:
-            from tinyvla.modules.pretrained import load_vision_model
+        if c.vision_path or c.vision_config:
+            from tinyvla.modules.pretrained import build_vision
 
-            mean, std = _image_norm(c.vision_path)
-            self.vision = HFVision(load_vision_model(c.vision_path), mean, std)
+            self.vision, c.vision_config = build_vision(c.vision_path, c.vision_config, load_pretrained)
             vision_width = self.vision.width
         else:
             self.vision = ViT(image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width,

@@ -104,16 +104,29 @@ def _eval_remote(args) -> int:
     from tinyvla.evaluate import closed_loop
     from tinyvla.serving.client import PolicyClient
 
-    if args.mode != "eager" or args.checkpoint:
-        raise ConfigError("--server evaluates the served policy: drop --checkpoint/--mode")
+    if args.mode != "eager":
+        raise ConfigError("--mode applies to a local checkpoint; --server evaluates the served policy as it runs")
+    expected = {}
+    if args.checkpoint:  # offline L2 is skipped: only check that the server serves this checkpoint's policy
+        try:
+            expected = json.loads((Path(args.checkpoint) / "config.json").read_text())
+            expected = {"policy": expected["type"], "action_dim": expected["config"]["action_dim"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ConfigError(f"--checkpoint {args.checkpoint}: no readable config.json") from None
     client = PolicyClient(args.server, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN"),
                           transport=args.transport)
+    meta = client.metadata() if expected else {}
+    served = {k: meta.get(k) for k in expected}
+    if served != expected:
+        client.close()
+        raise ConfigError(f"{args.server} serves {served}, not the policy in {args.checkpoint} ({expected})")
     try:
         cl = closed_loop(client, args.episodes, seed=10_000 + args.seed, progress=True)
     finally:
         client.close()
     lo, hi = cl.confidence_interval()
-    report = {"server": args.server, "policy": client.name, "transport": args.transport, "episodes": cl.episodes,
+    report = {"server": args.server, "checkpoint": str(args.checkpoint), "policy": client.name,
+              "transport": args.transport, "episodes": cl.episodes,
               "success_rate": cl.success_rate, "success_ci95": [lo, hi], "mean_episode_steps": cl.mean_steps}
     print(f"{client.name} via {args.server}: closed-loop success {cl.success_rate:.1%} (95% CI {lo:.1%}-{hi:.1%}) "
           f"over {cl.episodes} episodes")
@@ -195,6 +208,9 @@ def cmd_bench(args, extra) -> int:
             raise ConfigError("config overrides do not apply to bench serve")
         result = _bench_serve(args)
         print(json.dumps(result, indent=2))
+        print(f"bench serve: {result['clients']} clients x {args.requests} requests ({result['transport']}): "
+              f"p50 {result['latency_ms_p50']} ms, p99 {result['latency_ms_p99']} ms, "
+              f"{result['requests_per_s']} req/s, {result['errors']} errors, mean batch {result['mean_batch_size']}")
         _write_json(args.json, result)
         return 0
     data = generate_toy_dataset(2048, 0)

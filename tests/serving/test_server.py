@@ -14,12 +14,12 @@ import torch
 pytest.importorskip("aiohttp")
 msgpack = pytest.importorskip("msgpack")
 
-from conftest import TINY_OVERRIDES  # noqa: E402
+from conftest import TINY_OVERRIDES
 
-from tinyvla.constants import OBS_IMAGE, OBS_STATE, TASK  # noqa: E402
-from tinyvla.pipeline import build_run_config, new_policy  # noqa: E402
-from tinyvla.serving.client import PolicyClient, ServerError  # noqa: E402
-from tinyvla.serving.server import PolicyServer, ServeConfig  # noqa: E402
+from tinyvla.constants import OBS_IMAGE, OBS_STATE, TASK
+from tinyvla.pipeline import build_run_config, new_policy
+from tinyvla.serving.client import PolicyClient, ServerError
+from tinyvla.serving.server import PolicyServer, ServeConfig
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +69,39 @@ def test_http_and_ws_match_the_local_policy(server, policy):
     b64 = {"image": base64.b64encode(image.numpy().tobytes()).decode(), "image_encoding": "base64-uint8",
            "instruction": text}
     assert np.allclose(post(server.url, b64)[1]["actions"], local, atol=1e-5)
-    ws = PolicyClient(server.url, transport="ws")
-    try:
+    with PolicyClient(server.url, transport="ws") as ws:
         assert np.allclose(ws.act(image, text), local, atol=1e-5)
         with pytest.raises(ServerError, match="400"):
-            ws._ws_call({"image": b"\x00" * 10, "instruction": text})
+            ws.act(image[:, :10], text)  # wrong byte count
         assert np.allclose(ws.act(image, text), local, atol=1e-5)  # the connection survives a bad frame
-    finally:
-        ws.close()
+    # float images travel as lists, so the server sees exactly the local policy's input
+    fimage = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(3))
+    flocal = policy.predict_action_chunk({OBS_IMAGE: fimage[None], TASK: [text]})[0].numpy()
+    with PolicyClient(server.url) as client:
+        assert np.allclose(client.act(fimage, text), flocal, atol=1e-5)
+
+
+def test_raw_websocket_msgpack(server, policy):
+    """A non-Python robot: raw msgpack frames, untagged (answered in order) on one connection."""
+    import asyncio
+
+    import aiohttp
+
+    image, text = observation(1)
+    local = policy.predict_action_chunk({OBS_IMAGE: image[None], TASK: [text]})[0].numpy()
+
+    async def talk():
+        async with aiohttp.ClientSession() as session, session.ws_connect(server.url + "/ws") as sock:
+            replies = []
+            for frame in (msgpack.packb({"image": image.numpy().tobytes(), "instruction": text}), b"\xc1garbage",
+                          msgpack.packb({"image": image.tolist(), "instruction": text})):
+                await sock.send_bytes(frame)
+                replies.append(msgpack.unpackb(await sock.receive_bytes(), raw=False))
+            return replies
+
+    ok, bad, as_list = asyncio.run(talk())
+    assert np.allclose(ok["actions"], local, atol=1e-5) and np.allclose(as_list["actions"], local, atol=1e-5)
+    assert bad["status"] == 400 and "msgpack" in bad["error"]
 
 
 def test_concurrent_requests_are_batched_and_correct(server, policy):
@@ -88,6 +113,12 @@ def test_concurrent_requests_are_batched_and_correct(server, policy):
     assert np.allclose(remote.numpy(), local, atol=1e-5)
     batches = after["batches"] - before["batches"]
     assert batches < 16  # some requests shared a forward pass
+    with PolicyClient(server.url, transport="ws") as ws:  # pipelined on ONE connection: batched too
+        before = ws.health()
+        remote = ws.predict_action_chunk({OBS_IMAGE: images, TASK: ["go to the blue block"] * 16})
+        after = ws.health()
+    assert np.allclose(remote.numpy(), local, atol=1e-5)
+    assert after["batches"] - before["batches"] < 16
 
 
 @pytest.mark.parametrize("body,needle", [
@@ -111,6 +142,16 @@ def test_non_json_and_oversized_payloads(server):
     assert status == 400 and "JSON" in reply["error"]
     status, reply = post(server.url, b"x" * (2 * 1024 * 1024), raw=True)
     assert status == 413
+    big = torch.zeros(3, 1024, 1024, dtype=torch.uint8)
+    for transport in ("http", "ws"):  # the client refuses what the server would refuse
+        with PolicyClient(server.url, transport=transport) as client, pytest.raises(ServerError, match="max-payload"):
+            client.act(big, "go")
+    with PolicyClient(server.url, transport="ws") as ws:  # a frame the server refuses closes the socket ...
+        ws._meta["max_payload_mb"] = None  # (skip the client's own check)
+        with pytest.raises(ServerError, match="1009|closed|lost|reset"):
+            ws.act(big, "go")
+        image, text = observation()
+        assert ws.act(image, text).shape == (2, 2)  # ... and the client reconnects
 
 
 def test_bearer_token(policy):
@@ -168,16 +209,34 @@ def test_closed_loop_through_the_client_and_bench(server, policy, tmp_path):
     assert result["requests"] == 12 and result["errors"] == 0
 
 
-def test_cli_bench_serve_and_eval_server(server, tmp_path, capsys):
+def test_cli_bench_serve_and_eval_server(server, policy, tmp_path, capsys):
     from tinyvla.cli import main
 
     out = tmp_path / "serve.json"
     assert main(["bench", "serve", "--url", server.url, "--clients", "2", "--requests", "3", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["requests"] == 6
-    assert main(["eval", "--server", server.url, "--episodes", "2", "--transport", "ws"]) == 0
+    ckpt = tmp_path / "ckpt"
+    policy.save_pretrained(ckpt)
+    assert main(["eval", "--server", server.url, "--checkpoint", str(ckpt), "--episodes", "2", "--transport", "ws"]) == 0
     assert "closed-loop success" in capsys.readouterr().out
     assert main(["eval", "--server", "http://127.0.0.1:9"]) == 2
     assert "cannot reach" in capsys.readouterr().err
+    assert main(["eval", "--server", "localhost:8000"]) == 2
+    assert "http://" in capsys.readouterr().err
+
+
+def test_cli_bench_serve_in_process_from_a_checkpoint(policy, tmp_path, capsys):
+    from tinyvla.cli import main
+
+    ckpt, out = tmp_path / "ckpt", tmp_path / "bench.json"
+    policy.save_pretrained(ckpt)
+    argv = ["bench", "serve", "--checkpoint", str(ckpt), "--device", "cpu", "--clients", "4", "--requests", "3",
+            "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert {"clients", "requests", "errors", "latency_ms_p50", "latency_ms_p99", "requests_per_s"} <= set(result)
+    assert result["clients"] == 4 and result["requests"] == 12 and result["errors"] == 0
+    assert "bench serve: 4 clients" in capsys.readouterr().out
 
 
 def test_state_is_validated_for_policies_that_read_it(tmp_path):
@@ -198,3 +257,42 @@ def test_state_is_validated_for_policies_that_read_it(tmp_path):
         status, reply = post(s.url, {"image": image.tolist(), "instruction": text, "state": [0.1, 0.2]})
         expected = vla.predict_action_chunk({OBS_IMAGE: image[None], TASK: [text], OBS_STATE: torch.tensor([[0.1, 0.2]])})
         assert status == 200 and np.allclose(reply["actions"], expected[0].numpy(), atol=1e-5)
+
+
+class FailingPolicy(SlowPolicy):
+    """DataError for instruction "bad", RuntimeError for "boom", the real policy otherwise."""
+
+    def predict_action_chunk(self, batch):
+        from tinyvla.errors import DataError
+
+        if "boom" in batch[TASK]:
+            raise RuntimeError("kaboom")
+        if "bad" in batch[TASK]:
+            raise DataError("this instruction is bad")
+        return self.inner.predict_action_chunk(batch)
+
+
+def test_policy_errors_are_4xx_or_500_and_spare_the_rest_of_the_batch(policy):
+    with PolicyServer(FailingPolicy(policy), ServeConfig(port=0, max_wait_ms=50)).start_background() as s:
+        image, text = observation()
+        body = {"image": image.tolist(), "instruction": text}
+        status, reply = post(s.url, {**body, "instruction": "boom"})
+        assert status == 500 and "kaboom" in reply["error"]
+        results = {}
+        threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, post(s.url, {**body, "instruction": k})))
+                   for k in ("bad", text, "go to the blue box")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results["bad"][0] == 400 and "bad" in results["bad"][1]["error"]
+        assert results[text][0] == 200 and results["go to the blue box"][0] == 200
+        assert post(s.url, body)[0] == 200
+
+
+def test_unknown_paths_and_methods_are_json_errors(server):
+    for method, path, code in (("GET", "/nope", 404), ("GET", "/act", 405)):
+        req = urllib.request.Request(server.url + path, method=method)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == code and "endpoints" in json.loads(e.value.read())["error"]

@@ -11,10 +11,13 @@ Endpoints: GET /health, GET /metadata, POST /act (JSON), GET /ws (WebSocket, msg
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 import json
-import socket
+import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +71,7 @@ class PolicyServer:
         self.image_size, self.state_dim = c.image_size, policy.state_dim
         self.counters = {"requests": 0, "errors": 0, "rejected_busy": 0, "batches": 0, "batched_requests": 0}
         self.queue: asyncio.Queue | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     # ---- metadata ----------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -110,6 +114,9 @@ class PolicyServer:
             items = [await self.queue.get()]
             deadline = loop.time() + self.cfg.max_wait_ms / 1000
             while len(items) < self.cfg.max_batch:
+                if not self.queue.empty():  # whatever is already waiting joins at once
+                    items.append(self.queue.get_nowait())
+                    continue
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
@@ -117,30 +124,47 @@ class PolicyServer:
                     items.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except asyncio.TimeoutError:
                     break
-            try:
-                actions = await loop.run_in_executor(None, self._run_batch, items)
-            except TinyVLAError as e:  # e.g. the policy's own input checks
+            items = [i for i in items if not i.future.done()]  # drop requests whose client went away
+            if items:
+                await self._infer(items)
+
+    async def _infer(self, items: list[_Pending]) -> None:
+        """Run one batch in the inference thread and resolve every request's future; never raises."""
+        loop = asyncio.get_running_loop()
+        try:
+            actions = await loop.run_in_executor(self._executor, self._run_batch, items)
+            if len(actions) != len(items):
+                raise RuntimeError(f"{len(actions)} action chunks for {len(items)} requests")
+        except TinyVLAError as e:  # the policy's own input checks (DataError): find the culprit(s) alone
+            if len(items) > 1:
                 for i in items:
-                    if not i.future.done():
-                        i.future.set_exception(RequestError(str(e), status=400))
-                continue
-            except Exception as e:  # never let one bad batch stop the server
-                for i in items:
-                    if not i.future.done():
-                        i.future.set_exception(RequestError(f"inference failed: {e}", status=500))
-                continue
-            self.counters["batches"] += 1
-            self.counters["batched_requests"] += len(items)
-            for i, a in zip(items, actions):
-                if not i.future.done():
-                    i.future.set_result(a.tolist())
+                    await self._infer([i])
+                return
+            self._fail(items, RequestError(str(e), status=400))
+            return
+        except Exception as e:  # noqa: BLE001 - never let one bad batch stop the server
+            self._fail(items, RequestError(f"inference failed: {type(e).__name__}: {e}", status=500))
+            return
+        self.counters["batches"] += 1
+        self.counters["batched_requests"] += len(items)
+        for i, a in zip(items, actions):
+            if not i.future.done():
+                i.future.set_result(a.tolist())
+
+    @staticmethod
+    def _fail(items: list[_Pending], error: RequestError) -> None:
+        for i in items:
+            if not i.future.done():
+                i.future.set_exception(error)
 
     # ---- HTTP / WebSocket ----------------------------------------------------------------------
     def _authorised(self, request) -> bool:
         if not self.cfg.token:
             return True
         header = request.headers.get("Authorization", "")
-        return header == f"Bearer {self.cfg.token}" or request.query.get("token") == self.cfg.token
+        expected = self.cfg.token.encode()
+        return (hmac.compare_digest(header.encode(), b"Bearer " + expected)
+                or hmac.compare_digest(request.query.get("token", "").encode(), expected))
 
     def _reply(self, actions: list, t0: float) -> dict:
         return {"actions": actions, "chunk_size": len(actions), "action_dim": len(actions[0]),
@@ -168,9 +192,12 @@ class PolicyServer:
                 return await handler(request)
             except web.HTTPRequestEntityTooLarge:
                 return error(413, f"payload larger than {self.cfg.max_payload_mb} MB")
-            except web.HTTPException:
-                raise
-            except Exception as e:  # a bug must not take the server down
+            except web.HTTPException as e:  # 404 unknown path, 405 wrong method: JSON like every other error
+                if e.status < 400:
+                    raise
+                return error(e.status, f"{e.reason}: {request.method} {request.path} "
+                                       "(endpoints: GET /health, GET /metadata, POST /act, GET /ws)")
+            except Exception as e:  # noqa: BLE001 - a bug must not take the server down
                 return error(500, f"internal error: {e}")
 
         async def health(request):
@@ -188,6 +215,8 @@ class PolicyServer:
                 msg = json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 return error(400, "the body is not valid JSON")
+            except RecursionError:
+                return error(400, "the JSON body is nested too deeply")
             try:
                 return web.json_response(await self._act(msg, t0))
             except RequestError as e:
@@ -196,34 +225,60 @@ class PolicyServer:
         async def ws(request):
             import msgpack
 
-            sock = web.WebSocketResponse(max_msg_size=max_bytes)
+            sock = web.WebSocketResponse(max_msg_size=max_bytes)  # a bigger frame closes with code 1009
             await sock.prepare(request)
+            send_lock, tasks = asyncio.Lock(), set()
+
+            async def answer(msg: object, t0: float) -> None:
+                rid = msg.get("id") if isinstance(msg, dict) else None
+                try:
+                    reply = await self._act(msg, t0)
+                except RequestError as e:
+                    self.counters["errors"] += 1
+                    reply = {"error": str(e), "status": e.status}
+                except Exception as e:  # noqa: BLE001 - a bug must not drop the connection
+                    self.counters["errors"] += 1
+                    reply = {"error": f"internal error: {e}", "status": 500}
+                if rid is not None:
+                    reply["id"] = rid
+                async with send_lock:
+                    if not sock.closed:
+                        await sock.send_bytes(msgpack.packb(reply))
+
             async for frame in sock:
                 t0 = time.perf_counter()
                 if frame.type == WSMsgType.ERROR:
                     break
                 if frame.type != WSMsgType.BINARY:
                     self.counters["errors"] += 1
-                    await sock.send_bytes(msgpack.packb({"error": "send binary msgpack frames", "status": 400}))
+                    async with send_lock:
+                        await sock.send_bytes(msgpack.packb({"error": "send binary msgpack frames", "status": 400}))
                     continue
                 try:
-                    try:
-                        msg = msgpack.unpackb(frame.data, raw=False)
-                    except Exception:
-                        raise RequestError("the frame is not valid msgpack") from None
-                    reply = await self._act(msg, t0)
-                except RequestError as e:
+                    msg = msgpack.unpackb(frame.data, raw=False)
+                except (ValueError, TypeError):  # msgpack's errors subclass ValueError
                     self.counters["errors"] += 1
-                    reply = {"error": str(e), "status": e.status}
-                await sock.send_bytes(msgpack.packb(reply))
+                    async with send_lock:
+                        await sock.send_bytes(msgpack.packb({"error": "the frame is not valid msgpack", "status": 400}))
+                    continue
+                if isinstance(msg, dict) and "id" in msg:  # tagged: answer concurrently so requests batch
+                    task = asyncio.create_task(answer(msg, t0))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:  # untagged: one at a time, replies in order
+                    await answer(msg, t0)
+            for task in list(tasks):
+                task.cancel()
             return sock
 
         async def start_worker(app):
             self.queue = asyncio.Queue(self.cfg.max_queue)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="tinyvla-infer")  # one inference at a time
             self._worker_task = asyncio.create_task(self._worker())
 
         async def stop_worker(app):
             self._worker_task.cancel()
+            self._executor.shutdown(wait=False)
 
         app = web.Application(middlewares=[guard], client_max_size=max_bytes)
         app.router.add_get("/health", health)
@@ -235,58 +290,69 @@ class PolicyServer:
         return app
 
     # ---- running -------------------------------------------------------------------------------
-    def serve_forever(self) -> None:
+    async def _start_site(self, port: int):
+        """Bind and start; -> (runner, actual port). A port that cannot be bound is a ConfigError."""
         from aiohttp import web
 
-        print(f"serving {self.policy.name} on http://{self.cfg.host}:{self.cfg.port} "
-              f"(POST /act, WS /ws, GET /health, /metadata){' with a bearer token' if self.cfg.token else ''}")
+        runner = web.AppRunner(self.build_app(), handle_signals=False)
+        await runner.setup()
         try:
-            web.run_app(self.build_app(), host=self.cfg.host, port=self.cfg.port, print=None)
+            await web.TCPSite(runner, self.cfg.host, port).start()
         except OSError as e:
-            raise ConfigError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {e.strerror or e}") from None
+            await runner.cleanup()
+            raise ConfigError(f"cannot listen on {self.cfg.host}:{port}: {e.strerror or e}") from None
+        return runner, runner.addresses[0][1]
 
-    def start_background(self) -> "BackgroundServer":
-        """Run in a daemon thread (tests, benchmarks); `port` 0 picks a free port."""
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C; prints the URL once the port is bound."""
+
+        async def main():
+            runner, port = await self._start_site(self.cfg.port)
+            print(f"serving {self.policy.name} on http://{self.cfg.host}:{port} (POST /act, WS /ws, GET /health, "
+                  f"/metadata){' with a bearer token' if self.cfg.token else ''}; Ctrl-C stops", flush=True)
+            stop = asyncio.Event()
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGTERM: a clean stop, like Ctrl-C
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+        print(f"stopped after {self.counters['requests']} requests", flush=True)
+
+    def start_background(self) -> BackgroundServer:
+        """Run in a daemon thread with its own event loop (tests, benchmarks); `port` 0 picks a free port."""
         return BackgroundServer(self)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 class BackgroundServer:
+    """A PolicyServer on a background thread: `.url`, `.stop()`, usable as a context manager."""
+
     def __init__(self, server: PolicyServer):
-        from aiohttp import web
-
         self.server = server
-        if server.cfg.port == 0:
-            server.cfg.port = free_port(server.cfg.host)
-        self.url = f"http://{server.cfg.host}:{server.cfg.port}"
         self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def start():
-            self.runner = web.AppRunner(server.build_app())
-            await self.runner.setup()
-            await web.TCPSite(self.runner, server.cfg.host, server.cfg.port).start()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(start())
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="tinyvla-serve")
         self.thread.start()
-        if not ready.wait(30):
-            raise RuntimeError("the policy server did not start")
+        try:
+            self.runner, port = asyncio.run_coroutine_threadsafe(server._start_site(server.cfg.port), self.loop).result(30)
+        except BaseException:
+            self._stop_loop()
+            raise
+        self.url = f"http://{server.cfg.host}:{port}"
 
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+    def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if not self.loop.is_running():
+            self.loop.close()
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self._stop_loop()
 
     def __enter__(self):
         return self

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MUJOCO_GL", "osmesa")  # headless rendering for Meta-World (Debian's libosmesa6)
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 # A model small enough that every test runs in seconds on a 2-core CPU; same code path as `tiny`.

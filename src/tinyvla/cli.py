@@ -52,6 +52,8 @@ def cmd_train(args, extra) -> int:
     overrides = parse_overrides(extra)
     if args.init_from:
         overrides["init_from"] = args.init_from
+    if args.dataset:
+        overrides["data.path"] = args.dataset
     run = build_run_config(_policy_type(overrides), args.preset, overrides)
     if args.device:
         run.train.device = args.device
@@ -73,6 +75,8 @@ def cmd_eval(args, extra) -> int:
 
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    if args.env == "metaworld":
+        return _eval_metaworld(args)
     if args.server:
         return _eval_remote(args)
     if not args.checkpoint:
@@ -96,6 +100,48 @@ def cmd_eval(args, extra) -> int:
     print(f"val L2 {l2:.4f} over {len(val)} frames; closed-loop success {cl.success_rate:.1%} "
           f"(95% CI {lo:.1%}-{hi:.1%}) over {cl.episodes} episodes")
     _write_json(args.json, report)
+    return 0
+
+
+def _eval_metaworld(args) -> int:
+    """Closed-loop success on Meta-World tasks: per task, mean, CI; JSON + markdown + bar chart + GIFs."""
+    from tinyvla.evaluate_metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
+    from tinyvla.utils import resolve_device, resolve_precision
+
+    if args.mode != "eager":
+        raise ConfigError("--env metaworld evaluates in eager mode")
+    if args.server:
+        from tinyvla.serving.client import PolicyClient
+
+        policy = PolicyClient(args.server, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN"),
+                              transport=args.transport)
+        device, precision, name = "server", "fp32", args.server
+    elif args.checkpoint:
+        from tinyvla.policies.base import Policy
+
+        device = resolve_device(args.device)
+        policy = Policy.from_pretrained(args.checkpoint, device=device)
+        precision, name = resolve_precision(args.precision, device), args.checkpoint
+    else:
+        raise ConfigError("give --checkpoint DIR (or --server URL)")
+    out = args.out or (str(Path(args.checkpoint).parent / "eval_metaworld") if args.checkpoint else "runs/eval_metaworld")
+    cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
+                              camera=args.camera, workers=args.workers, envs_per_worker=args.envs_per_worker,
+                              videos=args.videos, precision=precision)
+    try:
+        result = evaluate_metaworld(policy, cfg, out_dir=out)
+    finally:
+        if hasattr(policy, "close"):
+            policy.close()
+    report = {"checkpoint": name, "episodes_per_task": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
+              "camera": args.camera, "device": str(device), **result.to_dict()}
+    write_report(report, out)
+    _write_json(args.json, report)
+    for task, r in report["tasks"].items():
+        print(f"  {task:28s} {r['success_rate']:6.1%}  ({r['successes']}/{r['episodes']})")
+    lo, hi = report["overall"]["success_ci95"]
+    print(f"mean success {report['mean_success_rate']:.1%} over {len(report['tasks'])} task(s) (95% CI {lo:.1%}-"
+          f"{hi:.1%}); {report['env_steps_per_s']:.0f} env steps/s; results in {out}")
     return 0
 
 
@@ -185,9 +231,26 @@ def cmd_data(args, extra) -> int:
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
     out = Path(args.out)
+    if args.task == "metaworld":
+        return _data_metaworld(args, out)
     generate_toy_dataset(args.num_train, args.seed, name="train").save(out / "train")
     generate_toy_dataset(args.num_val, args.seed + 1, name="val").save(out / "val")
     print(f"wrote {args.num_train} train + {args.num_val} val frames of {args.task} to {out}")
+    return 0
+
+
+def _data_metaworld(args, out: Path) -> int:
+    from tinyvla.data.metaworld import GenerationConfig, generate_metaworld
+
+    cfg = GenerationConfig(tasks=args.tasks, episodes_per_task=args.episodes_per_task, image_size=args.image_size,
+                           camera=args.camera, seed=args.seed, max_steps=args.max_steps, workers=args.workers)
+    report = generate_metaworld(out, cfg)
+    for task, r in report["tasks"].items():
+        print(f"  {task:28s} expert success {r['successes']}/{r['attempts']} ({r['expert_success_rate']:.0%}), "
+              f"mean length {r['mean_length']:.0f}")
+    print(f"wrote {report['episodes']} episodes, {report['frames']} frames (LeRobot v3.0) to {out} in "
+          f"{report['seconds']:.1f} s ({report['env_steps_per_s']:.0f} env steps/s with rendering); expert success "
+          f"{report['expert_success_rate']:.1%}")
     return 0
 
 
@@ -203,6 +266,15 @@ def cmd_bench(args, extra) -> int:
     overrides = parse_overrides(extra)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.what == "env":
+        from tinyvla.envs.metaworld import bench_env
+
+        if overrides:
+            raise ConfigError("config overrides do not apply to bench env")
+        result = bench_env(args.tasks, args.steps, args.image_size)
+        print(json.dumps(result, indent=2))
+        _write_json(args.json, result)
+        return 0
     if args.what == "serve":
         if overrides:
             raise ConfigError("config overrides do not apply to bench serve")
@@ -303,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="shortcut for --train.device")
     t.add_argument("--resume", action="store_true", help="continue from <out>/last after a crash (same config)")
     t.add_argument("--init-from", default="", help="fine-tune this checkpoint (e.g. with --lora.rank 8)")
+    t.add_argument("--dataset", default="", help="train on this dataset directory (LeRobot format or `tinyvla data "
+                   "toy`); shortcut for --data.path")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="offline L2 + closed-loop success of a checkpoint")
@@ -319,6 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", default="eager", choices=["eager", "onnx", "onnx-int8"],
                    help="run the network in PyTorch (eager) or ONNX Runtime (fp32 / dynamic int8)")
     e.add_argument("--json", default="")
+    e.add_argument("--env", default="toy", choices=["toy", "metaworld"], help="closed-loop environment")
+    e.add_argument("--tasks", default="mt10", help="metaworld: mt10 | mt50 | easy | medium | hard | very_hard | "
+                   "task names, comma-separated")
+    e.add_argument("--max-steps", type=int, default=500, help="metaworld: steps before an episode counts as failed")
+    e.add_argument("--camera", default="corner2", help="metaworld: the camera the training data used")
+    e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core)")
+    e.add_argument("--envs-per-worker", type=int, default=8, help="metaworld: envs stepped by each process")
+    e.add_argument("--videos", type=int, default=1, help="metaworld: episodes per task saved as GIF")
+    e.add_argument("--out", default="", help="metaworld: directory for results.json/.md, success.png, videos/")
     e.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("demo", help="the toy task end to end: TinyVLA + baselines, table and plot")
@@ -330,15 +413,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     g = sub.add_parser("data", help="generate a data set")
-    g.add_argument("task", choices=["toy"])
+    g.add_argument("task", choices=["toy", "metaworld"])
     g.add_argument("--out", required=True)
-    g.add_argument("--num-train", type=int, default=50_000)
-    g.add_argument("--num-val", type=int, default=2_000)
+    g.add_argument("--num-train", type=int, default=50_000, help="toy: training frames")
+    g.add_argument("--num-val", type=int, default=2_000, help="toy: held-out frames")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--tasks", default="mt10", help="metaworld: mt10 | mt50 | easy | medium | hard | very_hard | "
+                   "task names, comma-separated")
+    g.add_argument("--episodes-per-task", type=int, default=50, help="metaworld: successful demos kept per task")
+    g.add_argument("--image-size", type=int, default=64, help="metaworld: camera image size (square)")
+    g.add_argument("--camera", default="corner2", help="metaworld: corner | corner2 | corner3 | topview | ...")
+    g.add_argument("--max-steps", type=int, default=500, help="metaworld: an expert episode's step limit")
+    g.add_argument("--workers", type=int, default=2, help="metaworld: rollout processes")
     g.set_defaults(func=cmd_data)
 
     b = sub.add_parser("bench", help="speed/memory benchmarks, written as JSON")
-    b.add_argument("what", choices=["train", "infer", "serve"])
+    b.add_argument("what", choices=["train", "infer", "serve", "env"])
+    b.add_argument("--tasks", default="mt10", help="env: Meta-World tasks to step")
+    b.add_argument("--steps", type=int, default=300, help="env: steps per task and mode")
+    b.add_argument("--image-size", type=int, default=64, help="env: camera image size")
     b.add_argument("--preset", default="tiny")
     b.add_argument("--checkpoint", default="", help="infer: time a trained checkpoint instead of a preset")
     b.add_argument("--seconds", type=float, default=30.0, help="train: how long to train")

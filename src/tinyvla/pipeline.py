@@ -23,14 +23,20 @@ from tinyvla.utils import set_seed
 
 @dataclass
 class DataConfig:
-    path: str = ""  # a directory from `tinyvla data toy` (with train/ and val/); empty = generate the toy task
+    # A directory from `tinyvla data toy` (with train/ and val/), or any local LeRobot-format dataset
+    # (meta/info.json; e.g. from `tinyvla data metaworld`); empty = generate the toy task.
+    path: str = ""
     num_train: int = 50_000
     num_val: int = 2_000
-    seed: int = 0  # the train split uses `seed`, the held-out split `seed + 1`
+    seed: int = 0  # toy: the train split uses `seed`, the held-out split `seed + 1`; LeRobot: which episodes are held out
+    val_episodes: float = 0.1  # LeRobot: fraction of episodes held out for validation (at least one)
+    image_key: str = ""  # LeRobot: the camera feature to read (default observation.image or the first image)
 
     def validate(self) -> None:
         if self.num_train < 1 or self.num_val < 1:
             raise ValueError("num_train and num_val must be >= 1")
+        if not 0.0 < self.val_episodes < 1.0:
+            raise ValueError("val_episodes must be in (0, 1)")
 
 
 @dataclass
@@ -40,6 +46,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     init_from: str = ""  # fine-tune this checkpoint (its architecture, tokenizer and stats) instead of a new policy
+    explicit: set[str] = field(default_factory=set)  # dotted keys set by the preset or the user (not defaults)
 
 
 def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -72,6 +79,7 @@ def build_run_config(policy_type: str = "tinyvla", preset: str = "tiny", overrid
         data=apply_overrides(DataConfig(), groups["data"], "data."),
         lora=apply_overrides(LoRAConfig(), groups["lora"], "lora."),
         init_from=init_from,
+        explicit=set(merged),
     )
 
 
@@ -99,13 +107,58 @@ def load_preset_file(path: str) -> tuple[str, dict[str, Any]]:
     return base, flat
 
 
-def load_splits(cfg: DataConfig) -> tuple[FrameDataset, FrameDataset]:
+def load_splits(cfg: DataConfig, chunk_size: int = 1) -> tuple[FrameDataset, FrameDataset]:
+    """(train, val). A LeRobot dataset is split by episode; its actions become (N, chunk_size, a) chunks."""
     if cfg.path:
+        from tinyvla.data.lerobot import is_lerobot_dataset
+
         root = Path(cfg.path)
         if not root.is_dir():
             raise DataError(f"dataset directory {cfg.path!r} does not exist")
+        if is_lerobot_dataset(root):
+            return lerobot_splits(cfg, chunk_size)
+        if not (root / "train").is_dir() and any(root.parent.glob(f".{root.name}.partial-*")):
+            raise DataError(f"{cfg.path!r} is incomplete (an interrupted generation left only a partial copy)")
         return FrameDataset.load(root / "train"), FrameDataset.load(root / "val")
     return generate_toy_dataset(cfg.num_train, cfg.seed, name="train"), generate_toy_dataset(cfg.num_val, cfg.seed + 1, name="val")
+
+
+def lerobot_splits(cfg: DataConfig, chunk_size: int = 1) -> tuple[FrameDataset, FrameDataset]:
+    import torch
+
+    from tinyvla.data.lerobot import action_chunks, load_lerobot
+
+    frames = load_lerobot(cfg.path, cfg.image_key)
+    episodes = torch.unique(frames.episode_index)
+    if len(episodes) < 2:
+        raise DataError(f"{cfg.path!r} holds {len(episodes)} episode(s); at least 2 are needed (train + validation)")
+    n_val = min(len(episodes) - 1, max(1, round(cfg.val_episodes * len(episodes))))
+    perm = torch.randperm(len(episodes), generator=torch.Generator().manual_seed(cfg.seed))
+    is_val = torch.isin(frames.episode_index, episodes[perm[:n_val]])
+    actions = action_chunks(frames.actions, frames.episode_index, max(1, chunk_size))
+    info = {"task": "lerobot", "path": str(cfg.path), "codebase_version": frames.info.get("codebase_version"),
+            "fps": frames.info.get("fps")}
+
+    def split(mask: torch.Tensor, name: str) -> FrameDataset:
+        idx = torch.nonzero(mask)[:, 0]
+        return FrameDataset(frames.images[idx], actions[idx], frames.states[idx], frames.task_index[idx],
+                            frames.tasks, name=name, info={**info, "episodes": int(torch.unique(
+                                frames.episode_index[idx]).numel())})
+
+    return split(~is_val, "train"), split(is_val, "val")
+
+
+def adopt_dataset_shapes(run: RunConfig, train_ds: FrameDataset) -> None:
+    """A new policy takes the image size, action and state sizes of a non-toy data set unless the preset
+    or the user set them (then a mismatch is an error, raised by `new_policy`)."""
+    cfg = run.policy
+    if "policy.action_dim" not in run.explicit:
+        cfg.action_dim = train_ds.action_dim
+    if "policy.image_size" not in run.explicit and not (getattr(cfg, "vision_path", "") or getattr(cfg, "vision_config", {})):
+        cfg.image_size = int(train_ds.images.shape[-1])
+    if "policy.state_dim" not in run.explicit and getattr(cfg, "state_dim", None) == 0 and train_ds.states.shape[-1]:
+        cfg.state_dim = -1  # proprioception when the data has it
+    cfg.validate()
 
 
 def placeholder_dataset(cfg: PolicyConfig, n: int = 256, seed: int = 0) -> FrameDataset:
@@ -148,16 +201,19 @@ def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
 
 def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
                  splits: tuple[FrameDataset, FrameDataset] | None = None) -> tuple[Policy, TrainResult]:
-    train_ds, val_ds = splits or load_splits(run.data)
+    base = Policy.from_pretrained(run.init_from) if run.init_from else None
+    train_ds, val_ds = splits or load_splits(run.data, base.config.chunk_size if base else run.policy.chunk_size)
     if run.policy.chunk_size > 1 and train_ds.info.get("task") == TASK_NAME and train_ds.actions.ndim == 2:
         train_ds, val_ds = with_action_chunks(train_ds, run.policy.chunk_size), with_action_chunks(val_ds, run.policy.chunk_size)
     set_seed(run.train.seed)  # the initial weights depend on the seed alone, not on what ran before
-    if run.init_from:
-        policy = Policy.from_pretrained(run.init_from)
+    if base is not None:
+        policy = base
         if train_ds.action_dim != policy.config.action_dim:
             raise DataError(f"dataset actions have dimension {train_ds.action_dim}, {run.init_from} acts in "
                             f"{policy.config.action_dim}")
     else:
+        if train_ds.info.get("task") not in (TASK_NAME, None):
+            adopt_dataset_shapes(run, train_ds)
         policy = new_policy(run.policy, train_ds)
     if run.lora.rank:
         trainable = apply_lora(policy, run.lora)

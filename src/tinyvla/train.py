@@ -45,12 +45,17 @@ class TrainConfig:
     progress: bool = True
     resume: bool = False  # continue from <out>/last (model, optimiser, scheduler, RNG, data position)
     grad_accum_steps: int = 1  # micro-batches per optimiser step (batch_size is the global batch)
+    # Random-shift augmentation (DrQ): pad training images by N px (edge pixels) and crop back at a
+    # random offset per image; 0 = off. Deterministic per (seed, step), so a resumed run sees the same.
+    augment_shift: int = 0
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
         if self.lr <= 0 or self.eval_every < 1:
             raise ValueError("lr and eval_every must be positive")
+        if self.augment_shift < 0:
+            raise ValueError("augment_shift must be >= 0 (pixels)")
         if self.grad_accum_steps < 1 or self.batch_size % self.grad_accum_steps:
             raise ValueError("batch_size must be a multiple of grad_accum_steps")
 
@@ -93,6 +98,14 @@ def tensor_batch(ds: FrameDataset, idx: torch.Tensor, tokens: TokenTable, device
     ids, mask = tokens(ds.task_index[idx].to(tokens.ids.device))
     return {OBS_IMAGE: ds.images[idx].to(device, non_blocking=True), TOKENS: ids, TOKEN_MASK: mask,
             OBS_STATE: ds.states[idx].to(device, non_blocking=True), ACTION: ds.actions[idx].to(device, non_blocking=True)}
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """(b, c, H, W) -> the same size, each image shifted by up to `pad` px in x and y (edges repeated)."""
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images.float(), (pad, pad, pad, pad), mode="replicate").to(images.dtype)
+    dx, dy = (torch.randint(0, 2 * pad + 1, (2, b), generator=generator)).tolist()
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
 @torch.no_grad()
@@ -187,6 +200,9 @@ def train(
         micro_batches = idx.chunk(cfg.grad_accum_steps)
         for j, micro in enumerate(micro_batches):
             batch = tensor_batch(train_ds, micro.to(train_ds.images.device), tokens, device)
+            if cfg.augment_shift:
+                gen_aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 64 + j)
+                batch[OBS_IMAGE] = random_shift(batch[OBS_IMAGE].cpu(), cfg.augment_shift, gen_aug).to(device)
             sync = not ctx.enabled or j == len(micro_batches) - 1  # all-reduce gradients once per step
             with (contextlib.nullcontext() if sync else model.no_sync()), autocast_context(device, precision):
                 loss, info = model(batch)

@@ -43,6 +43,7 @@ class TinyVLAConfig(PolicyConfig):
     lang_config: dict[str, Any] = field(default_factory=dict)
     freeze_vision: bool = False
     freeze_language: bool = False
+    state_dim: int = 0  # robot-state size read through an MLP; 0 = no proprioception, -1 = the data set's
 
     def validate(self) -> None:
         super().validate()
@@ -53,6 +54,8 @@ class TinyVLAConfig(PolicyConfig):
                 continue  # the width is the pretrained model's, checked when it is built
             if getattr(self, f"{name}_width") % getattr(self, f"{name}_heads"):
                 raise ValueError(f"{name}_width must be divisible by {name}_heads")
+        if self.state_dim < -1:
+            raise ValueError("state_dim is -1 (from the data set), 0 (none) or the state size")
         if self.head_layers < 1:
             raise ValueError("head_layers must be >= 1")
         if self.head == "discrete" and self.action_bins < 2:

@@ -6,6 +6,7 @@ Shapes: b batch, n = 1 + patches vision tokens, l text tokens, d width, t chunk,
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from tinyvla.errors import ConfigError
 from tinyvla.modules.fusion import CrossAttentionFusion, InstructionPoolAddFusion, MLPHead, PoolAddFusion
@@ -101,6 +102,9 @@ class TinyVLAPolicy(Policy):
             self.register_buffer("action_min", lo, persistent=False)
             self.register_buffer("action_range", (hi - lo).clamp_min(1e-6), persistent=False)
             self.register_buffer("bin_centres", torch.linspace(-1, 1, bins), persistent=False)
+        # Proprioception (robot state) joins the fused vision-language vector through a small MLP.
+        self.proprio = (nn.Sequential(nn.Linear(self.state_dim, c.lang_width), nn.GELU(),
+                                      nn.Linear(c.lang_width, c.lang_width)) if self.state_dim else None)
 
     @classmethod
     def from_checkpoint_config(cls, config, *, tokenizer, stats):
@@ -111,14 +115,18 @@ class TinyVLAPolicy(Policy):
         backbone = sum(p.numel() for m in (self.vision, self.language) for p in m.parameters())
         return {"backbone": backbone, "policy": self.num_parameters() - backbone}
 
-    def head_output(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def head_output(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                    state: torch.Tensor | None = None) -> torch.Tensor:
         vision = self.vision(images)  # (b, n, dv)
         text = self.language(tokens, mask)  # (b, l, d)
-        return self.head(self.fusion(vision, text, mask))  # (b, t, a) or (b, t, a, bins)
+        fused = self.fusion(vision, text, mask)  # (b, d)
+        if self.proprio is not None:
+            fused = fused + self.proprio(state.to(fused.dtype))
+        return self.head(fused)  # (b, t, a) or (b, t, a, bins)
 
     def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
                            state: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.head_output(images, tokens, mask)
+        out = self.head_output(images, tokens, mask, state)
         if self.config.head == "discrete":
             return self.bin_centres[out.argmax(dim=-1)]  # (b, t, a) in [-1, 1]
         return out
@@ -137,7 +145,7 @@ class TinyVLAPolicy(Policy):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         if self.config.head != "discrete":
             return super().forward(batch)
-        logits = self.head_output(*self.prepare(batch)[:3]).float()  # (b, t, a, bins)
+        logits = self.head_output(*self.prepare(batch)).float()  # (b, t, a, bins)
         target = self.target_chunk(batch, logits.shape[1])
         bins = self.config.action_bins
         labels = ((self.normalize_action(target).clamp(-1, 1) + 1) / 2 * (bins - 1)).round().long()  # (b, t, a)

@@ -1,0 +1,362 @@
+"""Datasets in the LeRobot format (codebase v3.0; v2.x read too), written and read without LeRobot.
+
+Layout written (what `LeRobotDataset(repo_id, root=DIR)` loads):
+    meta/info.json            fps, features {key: {dtype, shape, names}}, totals, path templates
+    meta/stats.json           per feature: min, max, mean, std, count (+ q01, q99)
+    meta/tasks.parquet        index "task" (the instruction) -> task_index
+    meta/episodes/chunk-000/file-000.parquet   one row per episode: length, tasks, frame range, file, stats
+    data/chunk-000/file-NNN.parquet            frames: observation.image (PNG bytes, HF `Image`),
+                                               observation.state, action, timestamp, frame_index,
+                                               episode_index, index, task_index
+An episode is never split across data files; a new file starts past `max_file_mb`.
+
+Why not the `lerobot` package itself: it pins torchvision and a torch range that do not install beside
+this machine's CPU torch, and it is a heavy dependency for a file format. pyarrow writes the frames
+(streamed, one episode at a time) and pandas the small metadata tables, as LeRobot's own writer does.
+Writes go to a hidden temporary directory renamed into place at the end, so an interrupted run never
+leaves a directory that looks like a complete dataset.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinyvla.errors import DataError
+
+CODEBASE_VERSION = "v3.0"
+CHUNKS_SIZE = 1000
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+IMAGE_KEY = "observation.image"
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+
+
+def _require_arrow():
+    try:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise DataError(f"LeRobot-format datasets need pyarrow and pandas ({e}): pip install 'tinyvla[metaworld]'") from None
+    return pa, pq, pd
+
+
+def _png(image_hwc: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image_hwc).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+class _Moments:
+    """Running per-dimension min/max/mean/std over rows (float64 sums)."""
+
+    def __init__(self):
+        self.n, self.sum, self.sq, self.min, self.max = 0, 0.0, 0.0, None, None
+
+    def add(self, x: np.ndarray) -> None:  # (rows, dims)
+        x = x.astype(np.float64)
+        self.n += x.shape[0]
+        self.sum = self.sum + x.sum(0)
+        self.sq = self.sq + (x * x).sum(0)
+        lo, hi = x.min(0), x.max(0)
+        self.min = lo if self.min is None else np.minimum(self.min, lo)
+        self.max = hi if self.max is None else np.maximum(self.max, hi)
+
+    def result(self) -> dict:
+        mean = self.sum / max(self.n, 1)
+        std = np.sqrt(np.maximum(self.sq / max(self.n, 1) - mean * mean, 0.0))
+        return {"min": self.min.tolist(), "max": self.max.tolist(), "mean": mean.tolist(), "std": std.tolist(),
+                "count": [int(self.n)]}
+
+
+def _image_stats(m: _Moments, frames: int) -> dict:
+    """Per-channel image statistics, shaped (3, 1, 1) and scaled to [0, 1] as LeRobot stores them;
+    `count` counts frames."""
+    out = {k: [[[v / 255.0]] for v in vals] for k, vals in m.result().items() if k != "count"}
+    return {**out, "count": [int(frames)]}
+
+
+@dataclass
+class LeRobotWriter:
+    """Stream episodes into a new LeRobot v3.0 dataset at `root` (which must not exist yet).
+
+    with LeRobotWriter(root, fps=80, image_shape=(64, 64, 3), state_names=[...], action_names=[...]) as w:
+        w.add_episode(images_hwc_uint8, states, actions, task="open the drawer")
+    """
+
+    root: Path
+    fps: int
+    image_shape: tuple[int, int, int]
+    state_names: list[str]
+    action_names: list[str]
+    robot_type: str | None = None
+    max_file_mb: float = 100.0
+    extra_meta: dict = field(default_factory=dict)  # written to meta/tinyvla.json (how the data was made)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        if self.root.exists():
+            raise DataError(f"{str(self.root)!r} already exists; choose a new --out directory")
+        self._pa, self._pq, self._pd = _require_arrow()
+        self.tmp = self.root.parent / f".{self.root.name}.partial-{os.getpid()}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        (self.tmp / "meta").mkdir(parents=True)
+        pa = self._pa
+        s, a = len(self.state_names), len(self.action_names)
+        self.schema = pa.schema([
+            (IMAGE_KEY, pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            (STATE_KEY, pa.list_(pa.float32(), s)), (ACTION_KEY, pa.list_(pa.float32(), a)),
+            ("timestamp", pa.float32()), ("frame_index", pa.int64()), ("episode_index", pa.int64()),
+            ("index", pa.int64()), ("task_index", pa.int64()),
+        ], metadata={"huggingface": json.dumps({"info": {"features": self._hf_features()}})})
+        self.tasks: dict[str, int] = {}
+        self.episodes: list[dict] = []
+        self.frames = 0
+        self._file_index, self._file_bytes, self._writer = -1, 0, None
+        self._stats = {IMAGE_KEY: _Moments(), STATE_KEY: _Moments(), ACTION_KEY: _Moments()}
+        self._arrays: dict[str, list[np.ndarray]] = {STATE_KEY: [], ACTION_KEY: []}  # for quantiles
+
+    def _hf_features(self) -> dict:
+        def seq(n: int) -> dict:
+            return {"feature": {"dtype": "float32", "_type": "Value"}, "length": n, "_type": "Sequence"}
+
+        return {IMAGE_KEY: {"_type": "Image"}, STATE_KEY: seq(len(self.state_names)),
+                ACTION_KEY: seq(len(self.action_names)), "timestamp": {"dtype": "float32", "_type": "Value"},
+                **{k: {"dtype": "int64", "_type": "Value"} for k in
+                   ("frame_index", "episode_index", "index", "task_index")}}
+
+    def _open_file(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._file_index += 1
+        path = self.tmp / DATA_PATH.format(chunk_index=self._file_index // CHUNKS_SIZE,
+                                           file_index=self._file_index % CHUNKS_SIZE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer, self._file_bytes = self._pq.ParquetWriter(str(path), self.schema), 0
+
+    def add_episode(self, images: np.ndarray, states: np.ndarray, actions: np.ndarray, task: str,
+                    **extra) -> None:
+        """images (T, H, W, 3) uint8, states (T, s), actions (T, a); `extra` -> columns of the episode table."""
+        t = len(images)
+        if t == 0 or images.shape[1:] != tuple(self.image_shape) or images.dtype != np.uint8:
+            raise DataError(f"episode images must be uint8 (T, {', '.join(map(str, self.image_shape))}), "
+                            f"got {images.dtype} {images.shape}")
+        if states.shape != (t, len(self.state_names)) or actions.shape != (t, len(self.action_names)):
+            raise DataError(f"episode of {t} frames: states {states.shape}, actions {actions.shape} do not match")
+        if self._writer is None or self._file_bytes > self.max_file_mb * 2**20:
+            self._open_file()
+        pa = self._pa
+        task_index = self.tasks.setdefault(task, len(self.tasks))
+        episode_index = len(self.episodes)
+        pngs = [_png(im) for im in images]
+        table = pa.table({
+            IMAGE_KEY: pa.array([{"bytes": b, "path": None} for b in pngs], self.schema.field(IMAGE_KEY).type),
+            STATE_KEY: pa.array(list(states.astype(np.float32)), self.schema.field(STATE_KEY).type),
+            ACTION_KEY: pa.array(list(actions.astype(np.float32)), self.schema.field(ACTION_KEY).type),
+            "timestamp": pa.array(np.arange(t, dtype=np.float32) / self.fps),
+            "frame_index": pa.array(np.arange(t, dtype=np.int64)),
+            "episode_index": pa.array(np.full(t, episode_index, dtype=np.int64)),
+            "index": pa.array(np.arange(self.frames, self.frames + t, dtype=np.int64)),
+            "task_index": pa.array(np.full(t, task_index, dtype=np.int64)),
+        }, schema=self.schema)
+        self._writer.write_table(table)
+        self._file_bytes += sum(len(b) for b in pngs) + table.nbytes // 4
+        episode_stats = {IMAGE_KEY: _Moments(), STATE_KEY: _Moments(), ACTION_KEY: _Moments()}
+        pixels = images.reshape(-1, 3)
+        for key, rows in ((IMAGE_KEY, pixels), (STATE_KEY, states), (ACTION_KEY, actions)):
+            episode_stats[key].add(rows)
+            self._stats[key].add(rows)
+        self._arrays[STATE_KEY].append(states.astype(np.float32))
+        self._arrays[ACTION_KEY].append(actions.astype(np.float32))
+        row = {"episode_index": episode_index, "tasks": [task], "length": t,
+               "data/chunk_index": self._file_index // CHUNKS_SIZE, "data/file_index": self._file_index % CHUNKS_SIZE,
+               "dataset_from_index": self.frames, "dataset_to_index": self.frames + t,
+               "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0, **extra}
+        for key, m in episode_stats.items():
+            stats = _image_stats(m, t) if key == IMAGE_KEY else m.result()
+            row.update({f"stats/{key}/{k}": np.asarray(v, dtype=np.float64 if k != "count" else np.int64).tolist()
+                        for k, v in stats.items()})
+        self.episodes.append(row)
+        self.frames += t
+
+    def close(self) -> Path:
+        """Write the metadata and move the dataset into place; -> its directory."""
+        if self._writer is not None:
+            self._writer.close()
+        if not self.episodes:
+            self.abort()
+            raise DataError("no episode was recorded, nothing to write")
+        pd = self._pd
+        episodes_path = self.tmp / EPISODES_PATH.format(chunk_index=0, file_index=0)
+        episodes_path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(self.episodes).to_parquet(episodes_path, index=False)
+        pd.DataFrame({"task_index": list(self.tasks.values())},
+                     index=pd.Index(list(self.tasks), name="task")).to_parquet(self.tmp / "meta" / "tasks.parquet")
+        stats = {IMAGE_KEY: _image_stats(self._stats[IMAGE_KEY], self.frames)}
+        for key in (STATE_KEY, ACTION_KEY):
+            stats[key] = self._stats[key].result()
+            q = np.quantile(np.concatenate(self._arrays[key]), [0.01, 0.99], axis=0)
+            stats[key].update({"q01": q[0].tolist(), "q99": q[1].tolist()})
+        (self.tmp / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
+        h, w, c = self.image_shape
+        scalar = {"shape": [1], "names": None}
+        info = {
+            "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,
+            "total_episodes": len(self.episodes), "total_frames": self.frames, "total_tasks": len(self.tasks),
+            "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": int(self.max_file_mb), "video_files_size_in_mb": 200,
+            "fps": self.fps, "splits": {"train": f"0:{len(self.episodes)}"},
+            "data_path": DATA_PATH, "video_path": None,
+            "features": {
+                IMAGE_KEY: {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channel"]},
+                STATE_KEY: {"dtype": "float32", "shape": [len(self.state_names)], "names": self.state_names},
+                ACTION_KEY: {"dtype": "float32", "shape": [len(self.action_names)], "names": self.action_names},
+                "timestamp": {"dtype": "float32", **scalar},
+                **{k: {"dtype": "int64", **scalar} for k in ("frame_index", "episode_index", "index", "task_index")},
+            },
+        }
+        (self.tmp / "meta" / "tinyvla.json").write_text(json.dumps(self.extra_meta, indent=2))
+        (self.tmp / "meta" / "info.json").write_text(json.dumps(info, indent=2))  # last: marks completeness
+        os.replace(self.tmp, self.root)
+        return self.root
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> "LeRobotWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+# ---- reading ------------------------------------------------------------------------------------
+@dataclass
+class LeRobotFrames:
+    """All frames of a LeRobot dataset in memory: images (N, 3, H, W) uint8, states (N, s), actions (N, a)."""
+
+    images: torch.Tensor
+    states: torch.Tensor
+    actions: torch.Tensor
+    episode_index: torch.Tensor  # (N,)
+    task_index: torch.Tensor  # (N,)
+    tasks: list[str]
+    info: dict
+
+
+def is_lerobot_dataset(path: str | Path) -> bool:
+    return (Path(path) / "meta" / "info.json").is_file()
+
+
+def _read_tasks(root: Path, pd) -> list[str]:
+    if (root / "meta" / "tasks.parquet").is_file():  # v3.0: the task string is the index
+        df = pd.read_parquet(root / "meta" / "tasks.parquet")
+        names = df.index if "task" not in df.columns else df["task"]
+        order = np.argsort(df["task_index"].to_numpy())
+        return [str(names[i]) for i in order]
+    if (root / "meta" / "tasks.jsonl").is_file():  # v2.x
+        rows = [json.loads(line) for line in (root / "meta" / "tasks.jsonl").read_text().splitlines() if line.strip()]
+        return [r["task"] for r in sorted(rows, key=lambda r: r["task_index"])]
+    raise DataError(f"{str(root)!r}: no meta/tasks.parquet (v3) or meta/tasks.jsonl (v2)")
+
+
+def _decode_images(column, key: str, shape) -> np.ndarray:
+    from PIL import Image
+
+    h, w = shape[0], shape[1]
+    out = np.empty((len(column), 3, h, w), dtype=np.uint8)
+    for i, cell in enumerate(column):
+        data = cell.get("bytes") if isinstance(cell, dict) else None
+        if data is None:
+            raise DataError(f"frame {i} of {key!r} holds no embedded image bytes (only a path): not supported")
+        im = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        if im.shape[:2] != (h, w):
+            raise DataError(f"{key!r}: frame {i} is {im.shape[1]}x{im.shape[0]}, info.json says {w}x{h}")
+        out[i] = im.transpose(2, 0, 1)
+    return out
+
+
+def load_lerobot(path: str | Path, image_key: str = "") -> LeRobotFrames:
+    """Read a local LeRobot dataset (v3.0 or v2.x) with image features embedded in the parquet files."""
+    root = Path(path)
+    pa, pq, pd = _require_arrow()
+    if not root.is_dir():
+        raise DataError(f"dataset directory {str(root)!r} does not exist")
+    if not is_lerobot_dataset(root):
+        partial = sorted(root.parent.glob(f".{root.name}.partial-*"))
+        hint = " (an interrupted generation left only a partial copy)" if partial else ""
+        raise DataError(f"{str(root)!r} is not a LeRobot dataset: meta/info.json is missing{hint}")
+    try:
+        info = json.loads((root / "meta" / "info.json").read_text())
+        features = info["features"]
+    except (ValueError, KeyError) as e:
+        raise DataError(f"{str(root)!r}: meta/info.json is unreadable ({e})") from None
+    version = str(info.get("codebase_version", ""))
+    if not version.startswith(("v2", "v3")):
+        raise DataError(f"{str(root)!r}: LeRobot codebase_version {version!r} is not supported (v2.x, v3.0)")
+    images = [k for k, f in features.items() if f.get("dtype") in ("image", "video") and k.startswith("observation.image")]
+    key = image_key or (IMAGE_KEY if IMAGE_KEY in images else (images[0] if images else ""))
+    if key not in features:
+        raise DataError(f"{str(root)!r} has no camera feature {key or 'observation.image*'!r}; features: {', '.join(features)}")
+    if features[key]["dtype"] == "video":
+        raise DataError(f"{str(root)!r} stores {key!r} as video; tinyvla reads image features (dtype 'image') only")
+    if ACTION_KEY not in features:
+        raise DataError(f"{str(root)!r} has no {ACTION_KEY!r} feature")
+    files = sorted((root / "data").glob("**/*.parquet"))
+    if not files:
+        raise DataError(f"{str(root)!r}: no data/**/*.parquet files")
+    columns = [key, ACTION_KEY, "episode_index", "task_index"] + ([STATE_KEY] if STATE_KEY in features else [])
+    shape = features[key]["shape"]
+    hw = shape[1:] if shape[0] == 3 and shape[-1] != 3 else shape[:2]  # (3, H, W) or (H, W, 3)
+    parts: dict[str, list] = {c: [] for c in columns}
+    for f in files:
+        try:
+            table = pq.read_table(f, columns=columns)
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for bad files
+            raise DataError(f"{str(f)!r} is unreadable or lacks a column ({e})") from None
+        for c in columns:
+            col = table.column(c)
+            parts[c].append(_decode_images(col.to_pylist(), key, hw) if c == key else np.asarray(col.to_pylist()))
+    data = {c: np.concatenate(v) for c, v in parts.items()}
+    n = len(data[ACTION_KEY])
+    if info.get("total_frames") not in (None, n):
+        raise DataError(f"{str(root)!r} is incomplete: info.json says {info['total_frames']} frames, the files hold {n}")
+    order = np.lexsort((np.arange(n), data["episode_index"]))  # episodes contiguous, frames in file order
+    states = data[STATE_KEY] if STATE_KEY in data else np.zeros((n, 0), dtype=np.float32)
+    return LeRobotFrames(
+        images=torch.from_numpy(data[key][order]), states=torch.from_numpy(states[order].astype(np.float32)),
+        actions=torch.from_numpy(data[ACTION_KEY][order].astype(np.float32)),
+        episode_index=torch.from_numpy(data["episode_index"][order].astype(np.int64)),
+        task_index=torch.from_numpy(data["task_index"][order].astype(np.int64)),
+        tasks=_read_tasks(root, pd), info=info,
+    )
+
+
+def action_chunks(actions: torch.Tensor, episode_index: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, a) -> (N, steps, a): each frame's next `steps` actions within its episode, the last one
+    repeated past the episode's end (frames must be grouped by episode, in time order)."""
+    n = len(actions)
+    idx = torch.arange(n)[:, None] + torch.arange(steps)[None, :]  # (N, steps)
+    # the last frame of each frame's episode
+    change = torch.ones(n, dtype=torch.bool)
+    change[:-1] = episode_index[1:] != episode_index[:-1]
+    ends = torch.nonzero(change)[:, 0]
+    last = ends[torch.searchsorted(ends, torch.arange(n))]
+    return actions[torch.minimum(idx, last[:, None])]
+
+
+__all__ = ["LeRobotWriter", "LeRobotFrames", "load_lerobot", "is_lerobot_dataset", "action_chunks", "CODEBASE_VERSION"]

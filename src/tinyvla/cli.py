@@ -243,7 +243,8 @@ def _data_metaworld(args, out: Path) -> int:
     from tinyvla.data.metaworld import GenerationConfig, generate_metaworld
 
     cfg = GenerationConfig(tasks=args.tasks, episodes_per_task=args.episodes_per_task, image_size=args.image_size,
-                           camera=args.camera, seed=args.seed, max_steps=args.max_steps, workers=args.workers)
+                           camera=args.camera, seed=args.seed, max_steps=args.max_steps, workers=args.workers,
+                           video=args.video)
     report = generate_metaworld(out, cfg)
     for task, r in report["tasks"].items():
         print(f"  {task:28s} expert success {r['successes']}/{r['attempts']} ({r['expert_success_rate']:.0%}), "
@@ -425,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--camera", default="corner2", help="metaworld: corner | corner2 | corner3 | topview | ...")
     g.add_argument("--max-steps", type=int, default=500, help="metaworld: an expert episode's step limit")
     g.add_argument("--workers", type=int, default=2, help="metaworld: rollout processes")
+    g.add_argument("--video", action="store_true", help="metaworld: store the camera as AV1 video (needs PyAV) "
+                   "instead of PNG frames")
     g.set_defaults(func=cmd_data)
 
     b = sub.add_parser("bench", help="speed/memory benchmarks, written as JSON")

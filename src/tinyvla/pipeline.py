@@ -31,10 +31,13 @@ class DataConfig:
     seed: int = 0  # toy: the train split uses `seed`, the held-out split `seed + 1`; LeRobot: which episodes are held out
     val_episodes: float = 0.1  # LeRobot: fraction of episodes held out for validation (at least one)
     image_key: str = ""  # LeRobot: the camera feature to read (default observation.image or the first image)
+    image_size: int = 0  # LeRobot: resize frames to this square size when loading (0 = as stored)
 
     def validate(self) -> None:
         if self.num_train < 1 or self.num_val < 1:
             raise ValueError("num_train and num_val must be >= 1")
+        if self.image_size < 0:
+            raise ValueError("image_size must be >= 0")
         if not 0.0 < self.val_episodes < 1.0:
             raise ValueError("val_episodes must be in (0, 1)")
 
@@ -128,7 +131,7 @@ def lerobot_splits(cfg: DataConfig, chunk_size: int = 1) -> tuple[FrameDataset, 
 
     from tinyvla.data.lerobot import action_chunks, load_lerobot
 
-    frames = load_lerobot(cfg.path, cfg.image_key)
+    frames = load_lerobot(cfg.path, cfg.image_key, cfg.image_size)
     episodes = torch.unique(frames.episode_index)
     if len(episodes) < 2:
         raise DataError(f"{cfg.path!r} holds {len(episodes)} episode(s); at least 2 are needed (train + validation)")

@@ -8,12 +8,9 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("metaworld")
-pytest.importorskip("pyarrow")
-
-from tinyvla.cli import main  # noqa: E402
-from tinyvla.envs.metaworld import DIFFICULTY, MT10, MT50, MetaWorldEnv, resolve_tasks  # noqa: E402
-from tinyvla.errors import ConfigError  # noqa: E402
+from tinyvla.cli import main
+from tinyvla.envs.metaworld import DIFFICULTY, MT10, MT50, MetaWorldEnv, resolve_tasks
+from tinyvla.errors import ConfigError
 
 
 def test_task_sets_and_names():
@@ -98,6 +95,19 @@ def test_train_then_evaluate_one_episode(reach_dataset, tmp_path):
         assert (tmp_path / "eval" / name).is_file()
     assert len(result.videos) == 1 and result.videos[0].endswith(".gif")
     assert "| reach-v3 | easy |" in (tmp_path / "eval" / "results.md").read_text()
+
+    # The same episode through `tinyvla serve` + PolicyClient gives the same outcome and length.
+    from tinyvla.serving.client import PolicyClient
+    from tinyvla.serving.server import PolicyServer, ServeConfig
+
+    with PolicyServer(policy, ServeConfig(port=0)).start_background() as server:
+        client = PolicyClient(server.url)
+        try:
+            remote = evaluate_metaworld(client, MetaWorldEvalConfig(tasks="reach", episodes=1, max_steps=12,
+                                                                    workers=1, videos=0), progress=False)
+        finally:
+            client.close()
+    assert remote.per_task["reach-v3"].successes == r.successes and remote.env_steps == result.env_steps
 
 
 def test_cli_bad_input(reach_dataset, tmp_path, capsys):

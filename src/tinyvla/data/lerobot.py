@@ -8,7 +8,9 @@ Layout written (what `LeRobotDataset(repo_id, root=DIR)` loads):
     data/chunk-000/file-NNN.parquet            frames: observation.image (PNG bytes, HF `Image`),
                                                observation.state, action, timestamp, frame_index,
                                                episode_index, index, task_index
-An episode is never split across data files; a new file starts past `max_file_mb`.
+    videos/observation.image/chunk-000/file-NNN.mp4  (with `video=True`: the camera as AV1 video,
+                                               episodes concatenated, located by from/to_timestamp)
+An episode is never split across files; a new file starts past `max_file_mb`.
 
 Why not the `lerobot` package itself: it pins torchvision and a torch range that do not install beside
 this machine's CPU torch, and it is a heavy dependency for a file format. pyarrow writes the frames
@@ -34,6 +36,7 @@ from tinyvla.errors import DataError
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 IMAGE_KEY = "observation.image"
 STATE_KEY = "observation.state"
@@ -48,6 +51,15 @@ def _require_arrow():
     except ImportError as e:
         raise DataError(f"LeRobot-format datasets need pyarrow and pandas ({e}): pip install 'tinyvla[metaworld]'") from None
     return pa, pq, pd
+
+
+def _require_av():
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration at the default level
+    try:
+        import av
+    except ImportError:
+        raise DataError("video features need PyAV: pip install av") from None
+    return av
 
 
 def _png(image_hwc: np.ndarray) -> bytes:
@@ -103,6 +115,8 @@ class LeRobotWriter:
     robot_type: str | None = None
     max_file_mb: float = 100.0
     extra_meta: dict = field(default_factory=dict)  # written to meta/tinyvla.json (how the data was made)
+    video: bool = False  # the camera as video (LeRobot's default: AV1, yuv420p, GOP 2) instead of PNG frames
+    video_codec: str = "libsvtav1"
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -114,8 +128,9 @@ class LeRobotWriter:
         (self.tmp / "meta").mkdir(parents=True)
         pa = self._pa
         s, a = len(self.state_names), len(self.action_names)
+        image_column = [] if self.video else [(IMAGE_KEY, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
         self.schema = pa.schema([
-            (IMAGE_KEY, pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            *image_column,
             (STATE_KEY, pa.list_(pa.float32(), s)), (ACTION_KEY, pa.list_(pa.float32(), a)),
             ("timestamp", pa.float32()), ("frame_index", pa.int64()), ("episode_index", pa.int64()),
             ("index", pa.int64()), ("task_index", pa.int64()),
@@ -126,12 +141,21 @@ class LeRobotWriter:
         self._file_index, self._file_bytes, self._writer = -1, 0, None
         self._stats = {IMAGE_KEY: _Moments(), STATE_KEY: _Moments(), ACTION_KEY: _Moments()}
         self._arrays: dict[str, list[np.ndarray]] = {STATE_KEY: [], ACTION_KEY: []}  # for quantiles
+        self._video = None  # (container, stream, file index, frames in file)
+        self._video_file = -1
+        if self.video:
+            av = _require_av()
+            try:
+                av.codec.Codec(self.video_codec, "w")
+            except Exception:  # noqa: BLE001 - PyAV raises UnknownCodecError and others
+                raise DataError(f"this PyAV build has no {self.video_codec!r} encoder") from None
 
     def _hf_features(self) -> dict:
         def seq(n: int) -> dict:
             return {"feature": {"dtype": "float32", "_type": "Value"}, "length": n, "_type": "Sequence"}
 
-        return {IMAGE_KEY: {"_type": "Image"}, STATE_KEY: seq(len(self.state_names)),
+        image = {} if self.video else {IMAGE_KEY: {"_type": "Image"}}
+        return {**image, STATE_KEY: seq(len(self.state_names)),
                 ACTION_KEY: seq(len(self.action_names)), "timestamp": {"dtype": "float32", "_type": "Value"},
                 **{k: {"dtype": "int64", "_type": "Value"} for k in
                    ("frame_index", "episode_index", "index", "task_index")}}
@@ -144,6 +168,44 @@ class LeRobotWriter:
                                            file_index=self._file_index % CHUNKS_SIZE)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer, self._file_bytes = self._pq.ParquetWriter(str(path), self.schema), 0
+
+    def _video_frames(self, images: np.ndarray) -> dict:
+        """Append an episode to the current video file (a new one past the size limit)."""
+        av = _require_av()
+        current = self.tmp / self._video_path(self._video_file)
+        if self._video is None or (current.is_file() and current.stat().st_size > 200 * 2**20):
+            self._close_video()
+            self._video_file += 1
+            path = self.tmp / self._video_path(self._video_file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            container = av.open(str(path), "w")
+            stream = container.add_stream(self.video_codec, rate=self.fps)
+            stream.width, stream.height = self.image_shape[1], self.image_shape[0]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"g": "2", "crf": "30"} if "av1" in self.video_codec else {"g": "2"}
+            self._video = [container, stream, 0]
+        container, stream, count = self._video
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = count + i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        self._video[2] = count + len(images)
+        return {f"videos/{IMAGE_KEY}/chunk_index": self._video_file // CHUNKS_SIZE,
+                f"videos/{IMAGE_KEY}/file_index": self._video_file % CHUNKS_SIZE,
+                f"videos/{IMAGE_KEY}/from_timestamp": count / self.fps,
+                f"videos/{IMAGE_KEY}/to_timestamp": (count + len(images)) / self.fps}
+
+    def _video_path(self, index: int) -> str:
+        return VIDEO_PATH.format(video_key=IMAGE_KEY, chunk_index=index // CHUNKS_SIZE, file_index=index % CHUNKS_SIZE)
+
+    def _close_video(self) -> None:
+        if self._video is not None:
+            container, stream, _ = self._video
+            for packet in stream.encode():
+                container.mux(packet)
+            container.close()
+            self._video = None
 
     def add_episode(self, images: np.ndarray, states: np.ndarray, actions: np.ndarray, task: str,
                     **extra) -> None:
@@ -159,9 +221,12 @@ class LeRobotWriter:
         pa = self._pa
         task_index = self.tasks.setdefault(task, len(self.tasks))
         episode_index = len(self.episodes)
-        pngs = [_png(im) for im in images]
+        video_columns = self._video_frames(images) if self.video else {}
+        pngs = [] if self.video else [_png(im) for im in images]
+        image_column = {} if self.video else {
+            IMAGE_KEY: pa.array([{"bytes": b, "path": None} for b in pngs], self.schema.field(IMAGE_KEY).type)}
         table = pa.table({
-            IMAGE_KEY: pa.array([{"bytes": b, "path": None} for b in pngs], self.schema.field(IMAGE_KEY).type),
+            **image_column,
             STATE_KEY: pa.array(list(states.astype(np.float32)), self.schema.field(STATE_KEY).type),
             ACTION_KEY: pa.array(list(actions.astype(np.float32)), self.schema.field(ACTION_KEY).type),
             "timestamp": pa.array(np.arange(t, dtype=np.float32) / self.fps),
@@ -182,7 +247,7 @@ class LeRobotWriter:
         row = {"episode_index": episode_index, "tasks": [task], "length": t,
                "data/chunk_index": self._file_index // CHUNKS_SIZE, "data/file_index": self._file_index % CHUNKS_SIZE,
                "dataset_from_index": self.frames, "dataset_to_index": self.frames + t,
-               "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0, **extra}
+               "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0, **video_columns, **extra}
         for key, m in episode_stats.items():
             stats = _image_stats(m, t) if key == IMAGE_KEY else m.result()
             row.update({f"stats/{key}/{k}": np.asarray(v, dtype=np.float64 if k != "count" else np.int64).tolist()
@@ -194,6 +259,7 @@ class LeRobotWriter:
         """Write the metadata and move the dataset into place; -> its directory."""
         if self._writer is not None:
             self._writer.close()
+        self._close_video()
         if not self.episodes:
             self.abort()
             raise DataError("no episode was recorded, nothing to write")
@@ -216,9 +282,14 @@ class LeRobotWriter:
             "total_episodes": len(self.episodes), "total_frames": self.frames, "total_tasks": len(self.tasks),
             "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": int(self.max_file_mb), "video_files_size_in_mb": 200,
             "fps": self.fps, "splits": {"train": f"0:{len(self.episodes)}"},
-            "data_path": DATA_PATH, "video_path": None,
+            "data_path": DATA_PATH, "video_path": VIDEO_PATH if self.video else None,
             "features": {
-                IMAGE_KEY: {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channel"]},
+                IMAGE_KEY: ({"dtype": "video", "shape": [h, w, c], "names": ["height", "width", "channels"],
+                             "info": {"video.height": h, "video.width": w, "video.codec": self.video_codec.replace(
+                                 "libsvt", "").replace("lib", ""), "video.pix_fmt": "yuv420p", "video.is_depth_map":
+                                 False, "video.fps": self.fps, "video.channels": c, "has_audio": False}}
+                            if self.video else
+                            {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channel"]}),
                 STATE_KEY: {"dtype": "float32", "shape": [len(self.state_names)], "names": self.state_names},
                 ACTION_KEY: {"dtype": "float32", "shape": [len(self.action_names)], "names": self.action_names},
                 "timestamp": {"dtype": "float32", **scalar},
@@ -234,6 +305,10 @@ class LeRobotWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        try:
+            self._close_video()
+        except Exception:  # noqa: BLE001 - the partial copy is deleted anyway
+            self._video = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> "LeRobotWriter":
@@ -274,32 +349,106 @@ def _read_tasks(root: Path, pd) -> list[str]:
     raise DataError(f"{str(root)!r}: no meta/tasks.parquet (v3) or meta/tasks.jsonl (v2)")
 
 
-def _decode_images(column, key: str, shape) -> np.ndarray:
+def _resize(image_hwc: np.ndarray, size: int) -> np.ndarray:
+    if not size or image_hwc.shape[:2] == (size, size):
+        return image_hwc
     from PIL import Image
 
-    h, w = shape[0], shape[1]
+    return np.asarray(Image.fromarray(image_hwc).resize((size, size), Image.BILINEAR, reducing_gap=2.0))
+
+
+def _decode_images(column, key: str, hw, size: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = size or hw[0], size or hw[1]
     out = np.empty((len(column), 3, h, w), dtype=np.uint8)
     for i, cell in enumerate(column):
         data = cell.get("bytes") if isinstance(cell, dict) else None
         if data is None:
             raise DataError(f"frame {i} of {key!r} holds no embedded image bytes (only a path): not supported")
-        im = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        if im.shape[:2] != (h, w):
-            raise DataError(f"{key!r}: frame {i} is {im.shape[1]}x{im.shape[0]}, info.json says {w}x{h}")
-        out[i] = im.transpose(2, 0, 1)
+        out[i] = _resize(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), size).transpose(2, 0, 1)
     return out
 
 
-def load_lerobot(path: str | Path, image_key: str = "") -> LeRobotFrames:
-    """Read a local LeRobot dataset (v3.0 or v2.x) with image features embedded in the parquet files."""
+class _VideoFrames:
+    """Frames of a LeRobot dataset's camera stored as video: decoded once per file, by timestamp."""
+
+    def __init__(self, root: Path, info: dict, key: str, size: int, pd):
+        self.root, self.key, self.size, self.fps = root, key, size, float(info["fps"])
+        self.template = info.get("video_path") or ""
+        if not self.template:
+            raise DataError(f"{str(root)!r}: {key!r} is a video feature but info.json has no video_path")
+        self.per_episode = "{episode_index" in self.template  # v2.x: one file per episode
+        self.episodes = {}
+        if not self.per_episode:
+            files = sorted((root / "meta" / "episodes").glob("**/*.parquet"))
+            if not files:
+                raise DataError(f"{str(root)!r}: no meta/episodes/**/*.parquet (needed to locate video frames)")
+            table = pd.concat([pd.read_parquet(f) for f in files])
+            cols = [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp")]
+            missing = [c for c in cols if c not in table.columns]
+            if missing:
+                raise DataError(f"{str(root)!r}: the episode table lacks {', '.join(missing)}")
+            for row in table[["episode_index", *cols]].itertuples(index=False):
+                self.episodes[int(row[0])] = (int(row[1]), int(row[2]), float(row[3]))
+        self.cache: dict[str, dict[int, np.ndarray]] = {}
+
+    def _decode(self, path: Path) -> dict[int, np.ndarray]:
+        """-> {frame number (round(time * fps)): (3, H, W) uint8} for the whole file (the last file only is cached)."""
+        av = _require_av()
+        if str(path) in self.cache:
+            return self.cache[str(path)]
+        if not path.is_file():
+            raise DataError(f"video file {str(path)!r} is missing")
+        frames = {}
+        try:
+            with av.open(str(path)) as container:
+                for frame in container.decode(video=0):
+                    t = frame.time if frame.time is not None else float(frame.pts * frame.time_base)
+                    frames[round(t * self.fps)] = _resize(frame.to_ndarray(format="rgb24"), self.size).transpose(2, 0, 1)
+        except Exception as e:  # noqa: BLE001 - PyAV raises many error types for bad files
+            raise DataError(f"cannot decode {str(path)!r} ({type(e).__name__}: {e})") from None
+        self.cache = {str(path): frames}
+        return frames
+
+    def get(self, episode_index: np.ndarray, frame_index: np.ndarray) -> np.ndarray:
+        out = None
+        for e in np.unique(episode_index):
+            rows = np.nonzero(episode_index == e)[0]
+            if self.per_episode:
+                chunk = int(e) // CHUNKS_SIZE
+                path = self.root / self.template.format(episode_chunk=chunk, chunk_index=chunk, video_key=self.key,
+                                                        episode_index=int(e))
+                offset = 0
+            else:
+                if int(e) not in self.episodes:
+                    raise DataError(f"episode {int(e)} is not in the episode table")
+                chunk, file, start = self.episodes[int(e)]
+                path = self.root / self.template.format(video_key=self.key, chunk_index=chunk, file_index=file)
+                offset = round(start * self.fps)
+            frames = self._decode(path)
+            for r in rows:
+                k = offset + int(frame_index[r])
+                if k not in frames:
+                    raise DataError(f"{str(path)!r} has no frame at {k / self.fps:.3f} s (episode {int(e)}, "
+                                    f"frame {int(frame_index[r])})")
+                if out is None:
+                    out = np.empty((len(episode_index), *frames[k].shape), dtype=np.uint8)
+                out[r] = frames[k]
+        return out
+
+
+def load_lerobot(path: str | Path, image_key: str = "", image_size: int = 0) -> LeRobotFrames:
+    """Read a local LeRobot dataset (v3.0 or v2.x; camera as embedded images or as video, which needs
+    PyAV). `image_size` > 0 resizes frames to that square size (bilinear)."""
     root = Path(path)
     pa, pq, pd = _require_arrow()
     if not root.is_dir():
-        raise DataError(f"dataset directory {str(root)!r} does not exist")
-    if not is_lerobot_dataset(root):
-        partial = sorted(root.parent.glob(f".{root.name}.partial-*"))
+        partial = sorted(root.parent.glob(f".{root.name}.partial-*")) if root.parent.is_dir() else []
         hint = " (an interrupted generation left only a partial copy)" if partial else ""
-        raise DataError(f"{str(root)!r} is not a LeRobot dataset: meta/info.json is missing{hint}")
+        raise DataError(f"dataset directory {str(root)!r} does not exist{hint}")
+    if not is_lerobot_dataset(root):
+        raise DataError(f"{str(root)!r} is not a LeRobot dataset: meta/info.json is missing")
     try:
         info = json.loads((root / "meta" / "info.json").read_text())
         features = info["features"]
@@ -310,16 +459,17 @@ def load_lerobot(path: str | Path, image_key: str = "") -> LeRobotFrames:
         raise DataError(f"{str(root)!r}: LeRobot codebase_version {version!r} is not supported (v2.x, v3.0)")
     images = [k for k, f in features.items() if f.get("dtype") in ("image", "video") and k.startswith("observation.image")]
     key = image_key or (IMAGE_KEY if IMAGE_KEY in images else (images[0] if images else ""))
-    if key not in features:
-        raise DataError(f"{str(root)!r} has no camera feature {key or 'observation.image*'!r}; features: {', '.join(features)}")
-    if features[key]["dtype"] == "video":
-        raise DataError(f"{str(root)!r} stores {key!r} as video; tinyvla reads image features (dtype 'image') only")
+    if key not in features or features[key].get("dtype") not in ("image", "video"):
+        raise DataError(f"{str(root)!r} has no camera feature {key or 'observation.image*'!r}; features: "
+                        f"{', '.join(features)}")
     if ACTION_KEY not in features:
         raise DataError(f"{str(root)!r} has no {ACTION_KEY!r} feature")
+    is_video = features[key]["dtype"] == "video"
     files = sorted((root / "data").glob("**/*.parquet"))
     if not files:
         raise DataError(f"{str(root)!r}: no data/**/*.parquet files")
-    columns = [key, ACTION_KEY, "episode_index", "task_index"] + ([STATE_KEY] if STATE_KEY in features else [])
+    columns = [ACTION_KEY, "episode_index", "frame_index", "task_index"] + ([STATE_KEY] if STATE_KEY in features else [])
+    columns += [] if is_video else [key]
     shape = features[key]["shape"]
     hw = shape[1:] if shape[0] == 3 and shape[-1] != 3 else shape[:2]  # (3, H, W) or (H, W, 3)
     parts: dict[str, list] = {c: [] for c in columns}
@@ -330,15 +480,20 @@ def load_lerobot(path: str | Path, image_key: str = "") -> LeRobotFrames:
             raise DataError(f"{str(f)!r} is unreadable or lacks a column ({e})") from None
         for c in columns:
             col = table.column(c)
-            parts[c].append(_decode_images(col.to_pylist(), key, hw) if c == key else np.asarray(col.to_pylist()))
+            parts[c].append(_decode_images(col.to_pylist(), key, hw, image_size) if c == key
+                            else np.asarray(col.to_pylist()))
     data = {c: np.concatenate(v) for c, v in parts.items()}
     n = len(data[ACTION_KEY])
     if info.get("total_frames") not in (None, n):
         raise DataError(f"{str(root)!r} is incomplete: info.json says {info['total_frames']} frames, the files hold {n}")
-    order = np.lexsort((np.arange(n), data["episode_index"]))  # episodes contiguous, frames in file order
+    order = np.lexsort((data["frame_index"], data["episode_index"]))  # episodes contiguous, frames in time order
+    if is_video:
+        camera = _VideoFrames(root, info, key, image_size, pd).get(data["episode_index"][order], data["frame_index"][order])
+    else:
+        camera = data[key][order]
     states = data[STATE_KEY] if STATE_KEY in data else np.zeros((n, 0), dtype=np.float32)
     return LeRobotFrames(
-        images=torch.from_numpy(data[key][order]), states=torch.from_numpy(states[order].astype(np.float32)),
+        images=torch.from_numpy(camera), states=torch.from_numpy(states[order].astype(np.float32)),
         actions=torch.from_numpy(data[ACTION_KEY][order].astype(np.float32)),
         episode_index=torch.from_numpy(data["episode_index"][order].astype(np.int64)),
         task_index=torch.from_numpy(data["task_index"][order].astype(np.int64)),

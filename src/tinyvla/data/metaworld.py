@@ -30,6 +30,7 @@ class GenerationConfig:
     max_steps: int = 500
     max_attempts_factor: float = 2.0  # give up on a task after this many attempts per wanted episode
     workers: int = 2
+    video: bool = False  # camera frames as AV1 video (LeRobot's default storage) instead of PNG images
 
 
 def episode_seed(seed: int, task: str, attempt: int) -> int:
@@ -88,7 +89,7 @@ def generate_metaworld(out: str | Path, cfg: GenerationConfig, progress: bool = 
     t0 = time.perf_counter()
     report: dict = {"config": vars(cfg).copy(), "tasks": {}}
     writer = LeRobotWriter(Path(out), fps=FPS, image_shape=(cfg.image_size, cfg.image_size, 3),
-                           state_names=STATE_NAMES, action_names=ACTION_NAMES, robot_type="sawyer")
+                           state_names=STATE_NAMES, action_names=ACTION_NAMES, robot_type="sawyer", video=cfg.video)
     bar = tqdm(total=len(tasks) * cfg.episodes_per_task, desc="expert episodes", unit="ep", disable=not progress)
     ctx = mp.get_context("spawn")  # fresh interpreters: no inherited GL or torch thread state
     with writer, ctx.Manager() as manager, ProcessPoolExecutor(max(1, cfg.workers), mp_context=ctx) as pool:

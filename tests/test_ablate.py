@@ -11,7 +11,7 @@ TINY = {"data.num_train": 64, "data.num_val": 16, "train.steps": 2, "train.eval_
         "policy.lang_width": 32, "policy.lang_heads": 2, "policy.pool_heads": 2, "policy.head_hidden": 32}
 
 
-def test_fusion_head_grid_writes_table_and_plot(tmp_path):
+def test_fusion_head_grid_writes_table_and_plot(tmp_path, capsys):
     results = run_ablation("fusion_head", [0, 1], tmp_path, episodes=2, extra=TINY)
     assert [r["config"] for r in results["rows"]] == [label for label, _ in GRIDS["fusion_head"]]
     for row in results["rows"]:
@@ -19,6 +19,16 @@ def test_fusion_head_grid_writes_table_and_plot(tmp_path):
     assert json.loads((tmp_path / "ablation.json").read_text())["grid"] == "fusion_head"
     assert "| cross-attention + discrete tokens |" in (tmp_path / "ablation.md").read_text()
     assert (tmp_path / "ablation.png").stat().st_size > 1000
+    # Each finished run was kept as it ended: the same command again (after a crash, say) re-runs nothing,
+    # a line cut short is ignored, and a new seed runs only its own jobs.
+    runs_log = tmp_path / "runs.jsonl"
+    assert len(runs_log.read_text().splitlines()) == 2 * len(GRIDS["fusion_head"])
+    with runs_log.open("a") as f:
+        f.write('{"config": "pool+add + ML')
+    capsys.readouterr()
+    again = run_ablation("fusion_head", [0, 1], tmp_path, episodes=2, extra=TINY)
+    assert f"{2 * len(GRIDS['fusion_head'])} of {2 * len(GRIDS['fusion_head'])} runs already" in capsys.readouterr().err
+    assert [r["val_l2"] for r in again["rows"]] == [r["val_l2"] for r in results["rows"]]
 
 
 def test_unknown_grid():

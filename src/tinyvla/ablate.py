@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -81,18 +82,47 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(label, {**ov, **(extra or {})}, seed) for label, ov in GRIDS[grid] for seed in seeds]
     policy_type = GRID_POLICY[grid]
+    # Every finished run is appended to runs.jsonl at once, so a crash or Ctrl-C loses at most the runs in
+    # flight; running the same command again skips the runs already there (same label, seed, overrides).
+    log_path = out / "runs.jsonl"
+    done = {}
+    if log_path.exists():
+        for line in log_path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+                done[(r["config"], r["seed"], json.dumps(r["overrides"], sort_keys=True))] = r
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+    key = lambda label, ov, seed: (label, seed, json.dumps(ov, sort_keys=True))  # noqa: E731
+    runs = [done[key(*job)] for job in jobs if key(*job) in done]
+    todo = [job for job in jobs if key(*job) not in done]
+    if runs:
+        print(f"ablate: {len(runs)} of {len(jobs)} runs already in {log_path}, running the other {len(todo)}",
+              file=sys.stderr)
     t0 = time.perf_counter()
     threads = 0 if workers == 1 else 1
+
+    def record(result: dict, ov: dict) -> None:
+        result = {**result, "overrides": ov}
+        runs.append(result)
+        with log_path.open("a") as f:
+            f.write(json.dumps(result) + "\n")
+        print(f"ablate [{len(runs)}/{len(jobs)}] {result['config']} seed {result['seed']}: val L2 "
+              f"{result['val_l2']:.4f}, success {result['success_rate']:.0%}, {result['train_seconds']:.0f} s",
+              file=sys.stderr, flush=True)
+
     if workers == 1:
-        runs = [_run_one(label, ov, seed, str(out), episodes, device, threads, policy_type) for label, ov, seed in jobs]
-    else:  # one process per run (spawn: safe with CUDA), each on one thread
+        for label, ov, seed in todo:
+            record(_run_one(label, ov, seed, str(out), episodes, device, threads, policy_type), ov)
+    elif todo:  # one process per run (spawn: safe with CUDA), each on one thread
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_one, label, ov, seed, str(out), episodes, device, threads, policy_type)
-                       for label, ov, seed in jobs]
-            runs = [f.result() for f in futures]
+            futures = {pool.submit(_run_one, label, ov, seed, str(out), episodes, device, threads, policy_type): ov
+                       for label, ov, seed in todo}
+            for future in as_completed(futures):
+                record(future.result(), futures[future])
     rows = []
     for label, _ in GRIDS[grid]:
-        mine = [r for r in runs if r["config"] == label]
+        mine = sorted((r for r in runs if r["config"] == label), key=lambda r: r["seed"])
         row = {"config": label, "seeds": [r["seed"] for r in mine], "params": mine[0]["params"]}
         for key in ("val_l2", "success_rate", "train_seconds", "tanh_g_raw", "tanh_g_aq", "mass_raw"):
             values = [r[key] for r in mine if key in r]

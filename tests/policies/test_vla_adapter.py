@@ -17,7 +17,7 @@ VLA_TINY = VLA_TINY_OVERRIDES
 
 
 def make_policy(toy_splits, **overrides):
-    run = build_run_config("vla_adapter", "tiny", {**VLA_TINY, **overrides})
+    run = build_run_config("vla_adapter", "tiny", {**VLA_TINY, "policy.gate": "raw", **overrides})  # the paper's gate
     torch.manual_seed(0)
     return new_policy(run.policy, toy_splits[0])
 
@@ -246,3 +246,32 @@ def test_cli_bad_backbone_is_a_one_line_error(tmp_path, capsys):
                "--data.num_train", "64", "--data.num_val", "16", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "does not exist" in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_projector_keeps_image_differences_and_old_checkpoints_load(toy_splits, tmp_path):
+    from tinyvla.policies.vla_adapter.modeling import Projector
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 17, 32)
+
+    def relative_spread(t):  # spread of the tokens around their common mean vector, relative to their size
+        return ((t - t.mean(dim=(0, 1))).pow(2).mean().sqrt() / t.pow(2).mean().sqrt()).item()
+
+    with torch.no_grad():
+        new, old = Projector(32, 48, 1.0), Projector(32, 48, 1.0, norm=True)
+        # Biases of the size a few dozen Adam steps give them: they swamp the small-init signal that the
+        # LayerNorm then blows up, so every token becomes the same vector; He-init tokens keep their spread.
+        new[-1].bias.normal_(0, 0.01)
+        old[-2].bias.normal_(0, 0.01)
+        assert relative_spread(new(x)) > 0.5
+        assert relative_spread(old(x)) < 0.2
+    # A checkpoint written before `policy.projector` existed has the LayerNorm projector: it still loads.
+    policy = make_policy(toy_splits, **{"policy.projector": "mlp_ln"})
+    policy.save_pretrained(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "config.json").read_text())
+    del meta["config"]["projector"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(meta))
+    loaded = Policy.from_pretrained(tmp_path / "old")
+    batch = toy_splits[0].batch(torch.arange(4))
+    assert loaded.config.projector == "mlp_ln"
+    assert torch.equal(policy.predict_action_chunk(batch), loaded.predict_action_chunk(batch))

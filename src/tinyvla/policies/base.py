@@ -130,6 +130,11 @@ class Policy(nn.Module):
         return max(0, getattr(self.config, "state_dim", 0))
 
     @classmethod
+    def upgrade_config(cls, raw: dict) -> dict:
+        """Map a config dict saved by an older tinyvla onto the current fields (default: unchanged)."""
+        return raw
+
+    @classmethod
     def from_checkpoint_config(cls, config: PolicyConfig, *, tokenizer: InstructionTokenizer, stats: dict) -> "Policy":
         """Build the module that a checkpoint's weights are loaded into (no pretrained weights read)."""
         return cls(config, tokenizer=tokenizer, stats=stats)
@@ -292,7 +297,7 @@ class Policy(nn.Module):
         if cls is not Policy and not issubclass(policy_cls, cls):
             raise CheckpointError(f"checkpoint holds a {policy_type!r} policy, not {cls.name!r}")
         try:
-            config = from_dict(policy_cls.config_class, raw_config)
+            config = from_dict(policy_cls.config_class, policy_cls.upgrade_config(raw_config))
         except ConfigError as e:
             raise CheckpointError(f"checkpoint {str(directory)!r}: {e}") from None
         try:

@@ -16,7 +16,8 @@ QWEN25_05B_SHAPE: dict[str, Any] = {
 
 @dataclass
 class VLAAdapterConfig(PolicyConfig):
-    """Defaults are the `tiny` preset: a from-scratch backbone that trains on a laptop CPU.
+    """Defaults are the paper's design at the `tiny` preset's sizes (a from-scratch backbone that trains on
+    a laptop CPU); the `tiny` preset itself also turns the Raw gate off (see its comment).
 
     Sequence read by the backbone: [BOS, image tokens, instruction tokens, ActionQuery tokens].
     """
@@ -39,6 +40,8 @@ class VLAAdapterConfig(PolicyConfig):
     vision_path: str = ""  # a local HF vision model (SigLIP/DINOv2/CLIP/ViT); empty = our ViT from scratch
     vision_config: dict[str, Any] = field(default_factory=dict)  # filled from the tower when built
     freeze_vision: bool = False
+    # "mlp": 3 He-initialised linears with GELU; "mlp_ln": + a LayerNorm (older checkpoints; collapses)
+    projector: Literal["mlp", "mlp_ln"] = "mlp"
     patch_size: int = 8
     vision_width: int = 192
     vision_layers: int = 4

@@ -25,15 +25,27 @@ PAPER_POLICY_PARAMS = 97.3e6  # the paper's policy size with Qwen2.5-0.5B
 
 
 class Projector(nn.Sequential):
-    """Vision features -> backbone width: 3 linear layers with GELU (the paper's projector), then a
-    LayerNorm whose gain starts at the RMS of the backbone's token embeddings, so that image tokens
-    enter the LM at the scale of its text tokens instead of ~100x below it (small-init linears)."""
+    """Vision features -> backbone width: 3 linear layers with GELU (the paper's projector).
 
-    def __init__(self, in_dim: int, out_dim: int, embed_rms: float):
-        super().__init__(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim), nn.GELU(),
-                         nn.Linear(out_dim, out_dim), nn.LayerNorm(out_dim))
+    `norm=False` (default): He-initialised linears, so image tokens enter the LM at the ViT's unit scale
+    and differences between images pass through at full size. `norm=True` (checkpoints written before
+    this option): small-init linears + a LayerNorm with gain = the token embeddings' RMS. Measured on the
+    toy task, that variant collapses: the pre-LayerNorm content is ~1e-2 and Adam's bias updates soon
+    outweigh it, so every image token becomes the same vector (spread 0.41 -> 0.002) and the policy
+    never leaves the instruction-only error."""
+
+    def __init__(self, in_dim: int, out_dim: int, embed_rms: float, norm: bool = False):
+        layers = [nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim), nn.GELU(),
+                  nn.Linear(out_dim, out_dim)]
+        super().__init__(*layers, *([nn.LayerNorm(out_dim)] if norm else []))
         init_weights(self)
-        nn.init.constant_(self[-1].weight, embed_rms)
+        if norm:
+            nn.init.constant_(self[-1].weight, embed_rms)
+            return
+        for m in layers:
+            if isinstance(m, nn.Linear):  # He for GELU; the last linear has no GELU after it
+                gain = 2.0 if m is not layers[-1] else 1.0
+                nn.init.normal_(m.weight, std=(gain / m.in_features) ** 0.5)
 
 
 def vocab_rows(backbone: nn.Module) -> int:
@@ -46,7 +58,9 @@ class VLAAdapterPolicy(Policy):
     config_class = VLAAdapterConfig
     presets = {
         # CPU-sized: scratch backbone 256x4 (4 policy blocks), ViT 192x4 at 64 px, 16 ActionQuery tokens.
-        "tiny": {"policy.num_queries": 16},
+        # No gate: with a from-scratch backbone a tanh(g) gate at 0 never opens (measured on the toy task:
+        # |tanh(g)| stays < 0.01 and the policy stays at the instruction-only error; README, VLA-Adapter).
+        "tiny": {"policy.num_queries": 16, "policy.gate": "none"},
         # The paper's shape: Qwen2.5-0.5B (random weights unless --policy.backbone_path points at a local
         # copy), 64 queries, 8 policy heads, chunk 8 of 7-D actions, 224 px image with 256 patches.
         "paper": {"policy.backbone": "hf", "policy.backbone_config": QWEN25_05B_SHAPE, "policy.num_queries": 64,
@@ -107,7 +121,7 @@ class VLAAdapterPolicy(Policy):
             vision_width = c.vision_width
         with torch.no_grad():
             embed_rms = self.backbone.embed(torch.arange(min(1024, vocab_rows(self.backbone)))).pow(2).mean().sqrt().item()
-        self.projector = Projector(vision_width, width, embed_rms)
+        self.projector = Projector(vision_width, width, embed_rms, norm=c.projector == "mlp_ln")
         self.bos = nn.Parameter(torch.zeros(1, 1, width))
         nn.init.trunc_normal_(self.bos, std=0.02)
         self.action_queries = nn.Embedding(max(c.num_queries, 1), width)
@@ -130,6 +144,11 @@ class VLAAdapterPolicy(Policy):
         q99 = torch.tensor(stats["action"].get("q99", stats["action"].get("max")), dtype=torch.float32)
         self.register_buffer("action_q01", q01, persistent=False)
         self.register_buffer("action_span", (q99 - q01).clamp_min(1e-6), persistent=False)
+
+    @classmethod
+    def upgrade_config(cls, raw: dict) -> dict:
+        # Checkpoints from before `projector` existed hold the LayerNorm projector's weights.
+        return raw if not isinstance(raw, dict) or "projector" in raw else {**raw, "projector": "mlp_ln"}
 
     @classmethod
     def from_checkpoint_config(cls, config, *, tokenizer, stats):

@@ -58,9 +58,10 @@ class VLAAdapterPolicy(Policy):
     config_class = VLAAdapterConfig
     presets = {
         # CPU-sized: scratch backbone 256x4 (4 policy blocks), ViT 192x4 at 64 px, 16 ActionQuery tokens.
-        # No gate: with a from-scratch backbone a tanh(g) gate at 0 never opens (measured on the toy task:
-        # |tanh(g)| stays < 0.01 and the policy stays at the instruction-only error; README, VLA-Adapter).
-        "tiny": {"policy.num_queries": 16, "policy.gate": "none"},
+        # The gate on AQ, not Raw: with a from-scratch backbone a tanh(g) gate at 0 on Raw never opens, and
+        # open AQ features (which carry the instruction long before the image) hold the policy at the
+        # instruction-only error; starting with AQ closed makes it read Raw (toy task, 3 of 3 seeds; README).
+        "tiny": {"policy.num_queries": 16, "policy.gate": "aq"},
         # The paper's shape: Qwen2.5-0.5B (random weights unless --policy.backbone_path points at a local
         # copy), 64 queries, 8 policy heads, chunk 8 of 7-D actions, 224 px image with 256 patches.
         "paper": {"policy.backbone": "hf", "policy.backbone_config": QWEN25_05B_SHAPE, "policy.num_queries": 64,

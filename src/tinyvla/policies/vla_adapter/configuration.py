@@ -17,7 +17,7 @@ QWEN25_05B_SHAPE: dict[str, Any] = {
 @dataclass
 class VLAAdapterConfig(PolicyConfig):
     """Defaults are the paper's design at the `tiny` preset's sizes (a from-scratch backbone that trains on
-    a laptop CPU); the `tiny` preset itself also turns the Raw gate off (see its comment).
+    a laptop CPU); the `tiny` preset itself moves the gate from Raw to AQ (see its comment).
 
     Sequence read by the backbone: [BOS, image tokens, instruction tokens, ActionQuery tokens].
     """

@@ -85,15 +85,18 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     # Every finished run is appended to runs.jsonl at once, so a crash or Ctrl-C loses at most the runs in
     # flight; running the same command again skips the runs already there (same label, seed, overrides).
     log_path = out / "runs.jsonl"
+
+    def key(label: str, ov: dict, seed: int) -> tuple:
+        return label, seed, json.dumps(ov, sort_keys=True)
+
     done = {}
     if log_path.exists():
         for line in log_path.read_text().splitlines():
             try:
                 r = json.loads(line)
-                done[(r["config"], r["seed"], json.dumps(r["overrides"], sort_keys=True))] = r
+                done[key(r["config"], r["overrides"], r["seed"])] = r
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by a crash
-    key = lambda label, ov, seed: (label, seed, json.dumps(ov, sort_keys=True))  # noqa: E731
     runs = [done[key(*job)] for job in jobs if key(*job) in done]
     todo = [job for job in jobs if key(*job) not in done]
     if runs:

@@ -34,7 +34,7 @@ class Projector(nn.Sequential):
     outweigh it, so every image token becomes the same vector (spread 0.41 -> 0.002) and the policy
     never leaves the instruction-only error."""
 
-    def __init__(self, in_dim: int, out_dim: int, embed_rms: float, norm: bool = False):
+    def __init__(self, in_dim: int, out_dim: int, embed_rms: float = 1.0, norm: bool = False):
         layers = [nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim), nn.GELU(),
                   nn.Linear(out_dim, out_dim)]
         super().__init__(*layers, *([nn.LayerNorm(out_dim)] if norm else []))
@@ -120,9 +120,13 @@ class VLAAdapterPolicy(Policy):
             self.vision = ViT(image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width,
                               depth=c.vision_layers, heads=c.vision_heads, mlp_ratio=c.mlp_ratio)
             vision_width = c.vision_width
-        with torch.no_grad():
-            embed_rms = self.backbone.embed(torch.arange(min(1024, vocab_rows(self.backbone)))).pow(2).mean().sqrt().item()
-        self.projector = Projector(vision_width, width, embed_rms, norm=c.projector == "mlp_ln")
+        if c.projector == "mlp_ln":  # the old projector's LayerNorm gain: the token embeddings' RMS
+            with torch.no_grad():
+                rows = torch.arange(min(1024, vocab_rows(self.backbone)))
+                embed_rms = self.backbone.embed(rows).pow(2).mean().sqrt().item()
+            self.projector = Projector(vision_width, width, embed_rms, norm=True)
+        else:
+            self.projector = Projector(vision_width, width)
         self.bos = nn.Parameter(torch.zeros(1, 1, width))
         nn.init.trunc_normal_(self.bos, std=0.02)
         self.action_queries = nn.Embedding(max(c.num_queries, 1), width)

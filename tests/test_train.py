@@ -44,3 +44,13 @@ def test_time_budget_stops_training(tiny_run_config, tmp_path):
                              "train.time_budget_s": 0.5, "train.eval_every": 10_000})
     _, result = run_training(run, None)
     assert result.steps < 10_000 and len(result.history) == 1
+
+
+def test_progress_to_a_log_file_is_one_line_per_evaluation(tiny_run_config, toy_splits, capsys):
+    # Under pytest stderr is not a terminal, as under nohup or a cluster job: no bar, plain lines.
+    run = tiny_run_config(**{"train.steps": 6, "train.eval_every": 3, "train.progress": True})
+    run_training(run, None, splits=toy_splits)
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.out.splitlines() if ln.startswith("train step ")]
+    assert [ln.split()[2] for ln in lines] == ["3/6", "6/6"]
+    assert "val_l2" in lines[0] and "\r" not in captured.err

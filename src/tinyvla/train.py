@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,8 +188,12 @@ def train(
         elif ctx.is_main:
             print(f"nothing to resume in {resume_dir}; starting from scratch")
     val_l2 = history[-1]["val_l2"] if history else float("nan")
-    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not (cfg.progress and ctx.is_main),
-               dynamic_ncols=True, leave=False)
+    # A live bar on a terminal; written to a log file (nohup, a cluster job) a bar is megabytes of
+    # carriage returns, so there one plain line per evaluation is printed instead.
+    show = cfg.progress and ctx.is_main
+    log_lines = show and not sys.stderr.isatty()
+    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not show or log_lines, dynamic_ncols=True,
+               leave=False)
     step = start
     for step in range(start + 1, cfg.steps + 1):
         t0 = time.perf_counter()
@@ -231,6 +236,9 @@ def train(
                 record["diagnostics"] = diagnostics
             history.append(record)
             bar.set_postfix(loss=f"{loss.item():.4f}", val_l2=f"{val_l2:.4f}")
+            if log_lines:
+                print(f"{desc} step {step}/{cfg.steps}  loss {loss.item():.4f}  val_l2 {val_l2:.4f}  "
+                      f"{train_seconds:.0f} s", flush=True)
             if writer is not None:
                 writer.add_scalar("val/l2", val_l2, step)
                 for key, value in diagnostics.items():

@@ -16,8 +16,8 @@ QWEN25_05B_SHAPE: dict[str, Any] = {
 
 @dataclass
 class VLAAdapterConfig(PolicyConfig):
-    """Defaults are the paper's design at the `tiny` preset's sizes (a from-scratch backbone that trains on
-    a laptop CPU); the `tiny` preset itself moves the gate from Raw to AQ (see its comment).
+    """Defaults are the paper's design with a from-scratch backbone (256x4, ViT 192x4); the `tiny` preset
+    shrinks it to what learns the toy task on a laptop CPU and moves the gate from Raw to AQ (see its comment).
 
     Sequence read by the backbone: [BOS, image tokens, instruction tokens, ActionQuery tokens].
     """

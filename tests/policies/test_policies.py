@@ -20,6 +20,8 @@ VARIANTS = [(name, {}) for name in available_policies()] + [
     ("vla_adapter", {"policy.chunk_size": 3, "policy.n_action_steps": 2, "policy.separate_kv": True,
                      "policy.ffn": "mlp", "policy.gate": "aq"}),
     ("vla_adapter", {"policy.gate": "both", "policy.bridge_softmax": "joint", "policy.condition_layer": 0}),
+    ("vla_adapter", {"policy.gate": "both", "policy.gate_proprio": False, "policy.chunk_size": 3}),
+    ("vla_adapter", {"policy.gate": "aq", "policy.gate_proprio": False, "policy.bridge_softmax": "joint"}),
 ]
 
 

@@ -76,6 +76,20 @@ def test_gate_at_zero_blocks_raw_features_and_joint_softmax_leaks(toy_splits):
         assert changed == should_change, softmax
 
 
+def test_gate_on_aq_gates_the_proprio_token_unless_told_not_to(toy_splits):
+    batch = toy_splits[0].batch(torch.arange(4))
+    for gate_proprio in (True, False):
+        policy = make_policy(toy_splits, **{"policy.gate": "aq", "policy.gate_proprio": gate_proprio}).eval()
+        images, tokens, mask, state = policy.prepare(batch)
+        with torch.no_grad():
+            raw, aq = policy.conditions(images, tokens, mask)
+            out = policy.policy(raw, aq, state)
+            other_state = policy.policy(raw, aq, torch.randn_like(state) * 3)
+            other_aq = policy.policy(raw, [torch.randn_like(a) * 5 for a in aq], state)
+        assert torch.allclose(out, other_aq, atol=1e-6)  # the AQ features stay shut either way
+        assert torch.allclose(out, other_state, atol=1e-6) == gate_proprio, gate_proprio
+
+
 def test_diagnostics_report_gates_and_mass(toy_splits):
     policy = make_policy(toy_splits, **{"policy.bridge_softmax": "joint"})
     diag = policy.diagnostics(toy_splits[0].batch(torch.arange(8)))

@@ -42,8 +42,12 @@ class BridgeAttention(nn.Module):
     def gate(self, name: str) -> torch.Tensor | None:
         return torch.tanh(self.gates[name]) if name in self.gates else None
 
-    def forward(self, x: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        """x (b, t, d); context: source name -> (b, n_s, d) normed features (includes "self")."""
+    def forward(self, x: torch.Tensor, context: dict[str, torch.Tensor], open_tail: dict[str, int] | None = None
+                ) -> torch.Tensor:
+        """x (b, t, d); context: source name -> (b, n_s, d) normed features (includes "self");
+        open_tail: source -> number of its last tokens the gate does not apply to (the proprio token); with
+        `separate` they get their own softmax, with `joint` their logits are left unscaled."""
+        open_tail = open_tail or {}
         b, t, d = x.shape
         q = self._split(self.q(x))
         scale = q.shape[-1] ** -0.5
@@ -57,7 +61,9 @@ class BridgeAttention(nn.Module):
             for name in self.sources:
                 g = self.gate(name)
                 if g is not None:
-                    logits[name] = logits[name] * g
+                    n = logits[name].shape[-1] - open_tail.get(name, 0)
+                    scale = torch.ones(logits[name].shape[-1], dtype=logits[name].dtype, device=x.device)
+                    logits[name] = logits[name] * torch.cat([g.expand(n).to(scale.dtype), scale[n:]])
             weights = torch.cat([logits[n] for n in self.sources], dim=-1).softmax(dim=-1)
             parts = weights.split([logits[n].shape[-1] for n in self.sources], dim=-1)
             out = sum(w.to(values[n].dtype) @ values[n] for w, n in zip(parts, self.sources))
@@ -66,9 +72,16 @@ class BridgeAttention(nn.Module):
         else:
             contributions = {}
             for name in self.sources:
-                c = logits[name].softmax(dim=-1).to(values[name].dtype) @ values[name]  # (b, h, t, d/h)
-                g = self.gate(name)
-                contributions[name] = c if g is None else c * g.to(c.dtype)
+                w = logits[name].softmax(dim=-1).to(values[name].dtype)  # (b, h, t, n_s)
+                g, tail = self.gate(name), open_tail.get(name, 0)
+                if g is None:
+                    contributions[name] = w @ values[name]  # (b, h, t, d/h)
+                elif tail:  # gated head and open tail, each with its own softmax: gate 0 removes the head
+                    lg, v = logits[name], values[name]
+                    head = lg[..., :-tail].softmax(dim=-1).to(v.dtype) @ v[..., :-tail, :]
+                    contributions[name] = head * g.to(v.dtype) + lg[..., -tail:].softmax(dim=-1).to(v.dtype) @ v[..., -tail:, :]
+                else:
+                    contributions[name] = (w @ values[name]) * g.to(w.dtype)
             out = sum(contributions.values())
             if self.record:  # share of the summed output's magnitude that each source supplies
                 norms = {n: c.float().norm(dim=-1).mean().item() for n, c in contributions.items()}
@@ -93,10 +106,11 @@ class BridgeBlock(nn.Module):
         else:
             self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
-    def forward(self, x: torch.Tensor, conditions: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, conditions: dict[str, torch.Tensor], open_tail: dict[str, int] | None = None
+                ) -> torch.Tensor:
         h = self.norm(x)
         context = {"self": h, **{n: self.cond_norms[n](c) for n, c in conditions.items()}}
-        x = x + self.attn(h, context)
+        x = x + self.attn(h, context, open_tail)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -104,8 +118,10 @@ class BridgePolicy(nn.Module):
     """Action latent (t learned tokens) refined by one BridgeBlock per backbone layer -> (b, t, a)."""
 
     def __init__(self, *, dim: int, heads: int, blocks: int, chunk: int, action_dim: int, state_dim: int,
-                 sources: tuple[str, ...], gated: tuple[str, ...], softmax: str, separate_kv: bool, ffn: str):
+                 sources: tuple[str, ...], gated: tuple[str, ...], softmax: str, separate_kv: bool, ffn: str,
+                 gate_proprio: bool = True):
         super().__init__()
+        self.gate_proprio = gate_proprio
         self.latent = nn.Parameter(torch.zeros(1, chunk, dim))
         nn.init.trunc_normal_(self.latent, std=0.02)  # distinct tokens, so chunk steps can differ
         self.proprio = (nn.Sequential(nn.Linear(state_dim, dim), nn.GELU(), nn.Linear(dim, dim))
@@ -127,6 +143,7 @@ class BridgePolicy(nn.Module):
         b = state.shape[0] if state is not None else next(x for x in raw + aq if x is not None).shape[0]
         x = self.latent.expand(b, -1, -1)
         proprio = self.proprio(state).unsqueeze(1) if self.proprio is not None else None  # (b, 1, d)
+        open_tail = {"aq": 1} if proprio is not None and not self.gate_proprio else {}
         for block, r, a in zip(self.blocks, raw, aq):
             conditions = {}
             aq_parts = [p for p in (a, proprio) if p is not None]
@@ -134,7 +151,7 @@ class BridgePolicy(nn.Module):
                 conditions["aq"] = torch.cat(aq_parts, dim=1) if len(aq_parts) > 1 else aq_parts[0]
             if "raw" in block.cond_norms:
                 conditions["raw"] = r
-            x = block(x, conditions)
+            x = block(x, conditions, open_tail)
         return self.out(self.out_norm(x))
 
     def gate_values(self) -> list[dict[str, float]]:

@@ -53,6 +53,9 @@ class VLAAdapterConfig(PolicyConfig):
     conditions: Literal["both", "raw", "aq"] = "both"
     condition_layer: int = -1  # -1 = every block reads its own layer; k >= 0 = all blocks read layer k
     gate: Literal["raw", "none", "aq", "both"] = "raw"  # which sources are scaled by tanh(g), g init 0
+    # The proprio token is part of the AQ source (as in the paper), so a gate on AQ gates it too; False keeps
+    # it open (robot state read from step 0) while the AQ features stay gated.
+    gate_proprio: bool = True
     # "separate": one softmax per source, gated sum (gate 0 => that source has no effect at all);
     # "joint": the reference code's single softmax with the Raw logits multiplied by tanh(g).
     bridge_softmax: Literal["separate", "joint"] = "separate"

@@ -145,7 +145,7 @@ class VLAAdapterPolicy(Policy):
         self.policy = BridgePolicy(dim=width, heads=c.policy_heads, blocks=layers, chunk=c.chunk_size,
                                    action_dim=c.action_dim, state_dim=c.state_dim, sources=tuple(sources),
                                    gated=tuple(g for g in gated if g in sources), softmax=c.bridge_softmax,
-                                   separate_kv=c.separate_kv, ffn=c.ffn)
+                                   separate_kv=c.separate_kv, ffn=c.ffn, gate_proprio=c.gate_proprio)
         for module, frozen in ((self.backbone, c.freeze_backbone), (self.vision, c.freeze_vision)):
             for p in module.parameters():
                 p.requires_grad = not frozen
@@ -232,16 +232,18 @@ class VLAAdapterPolicy(Policy):
         if self.config.bridge_softmax != "separate":
             return closed
         shut = {}
+        # An ungated proprio token still goes through the AQ source's norm and K/V projection.
+        open_proprio = self.policy.proprio is not None and not self.config.gate_proprio
         for i, blk in enumerate(self.policy.blocks):
             for source in blk.cond_norms:
                 is_shut = source in blk.attn.gates and blk.attn.gates[source].item() == 0.0
                 shut.setdefault(source, []).append(is_shut)
-                if is_shut:
+                if is_shut and not (source == "aq" and open_proprio):
                     prefix = f"policy.blocks.{i}"
                     closed |= {f"{prefix}.cond_norms.{source}.{p}" for p in ("weight", "bias")}
                     if source in blk.attn.kv:
                         closed |= {f"{prefix}.attn.kv.{source}.{p}" for p in ("weight", "bias")}
-        if all(shut.get("aq", [False])):
+        if all(shut.get("aq", [False])) and not open_proprio:
             closed |= {n for n in names if n.startswith("policy.proprio.")}
         if shut and all(all(v) for v in shut.values()):
             closed |= {n for n in names if not n.startswith("policy.")}

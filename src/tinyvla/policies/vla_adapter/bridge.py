@@ -61,9 +61,10 @@ class BridgeAttention(nn.Module):
             for name in self.sources:
                 g = self.gate(name)
                 if g is not None:
-                    n = logits[name].shape[-1] - open_tail.get(name, 0)
-                    scale = torch.ones(logits[name].shape[-1], dtype=logits[name].dtype, device=x.device)
-                    logits[name] = logits[name] * torch.cat([g.expand(n).to(scale.dtype), scale[n:]])
+                    lg = logits[name]
+                    n = lg.shape[-1] - open_tail.get(name, 0)  # the open tail's logits stay unscaled
+                    factor = torch.ones(lg.shape[-1], dtype=lg.dtype, device=lg.device)
+                    logits[name] = lg * torch.cat([g.expand(n).to(lg.dtype), factor[n:]])
             weights = torch.cat([logits[n] for n in self.sources], dim=-1).softmax(dim=-1)
             parts = weights.split([logits[n].shape[-1] for n in self.sources], dim=-1)
             out = sum(w.to(values[n].dtype) @ values[n] for w, n in zip(parts, self.sources))
@@ -72,16 +73,16 @@ class BridgeAttention(nn.Module):
         else:
             contributions = {}
             for name in self.sources:
-                w = logits[name].softmax(dim=-1).to(values[name].dtype)  # (b, h, t, n_s)
+                lg, v = logits[name], values[name]  # (b, h, t, n_s), (b, h, n_s, d/h)
                 g, tail = self.gate(name), open_tail.get(name, 0)
                 if g is None:
-                    contributions[name] = w @ values[name]  # (b, h, t, d/h)
+                    contributions[name] = lg.softmax(dim=-1).to(v.dtype) @ v  # (b, h, t, d/h)
                 elif tail:  # gated head and open tail, each with its own softmax: gate 0 removes the head
-                    lg, v = logits[name], values[name]
                     head = lg[..., :-tail].softmax(dim=-1).to(v.dtype) @ v[..., :-tail, :]
-                    contributions[name] = head * g.to(v.dtype) + lg[..., -tail:].softmax(dim=-1).to(v.dtype) @ v[..., -tail:, :]
+                    rest = lg[..., -tail:].softmax(dim=-1).to(v.dtype) @ v[..., -tail:, :]
+                    contributions[name] = head * g.to(v.dtype) + rest
                 else:
-                    contributions[name] = (w @ values[name]) * g.to(w.dtype)
+                    contributions[name] = (lg.softmax(dim=-1).to(v.dtype) @ v) * g.to(v.dtype)
             out = sum(contributions.values())
             if self.record:  # share of the summed output's magnitude that each source supplies
                 norms = {n: c.float().norm(dim=-1).mean().item() for n, c in contributions.items()}

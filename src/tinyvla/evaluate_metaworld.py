@@ -23,6 +23,7 @@ from tinyvla.constants import OBS_IMAGE, OBS_STATE, TASK
 from tinyvla.envs.metaworld import MT50, difficulty_of, resolve_tasks
 from tinyvla.errors import ConfigError
 from tinyvla.evaluate import ClosedLoopResult
+from tinyvla.progress import progress_interval
 from tinyvla.utils import autocast_context
 
 EVAL_SEED_BASE = 10_000_000  # far from the seeds `tinyvla data metaworld` draws demonstrations from
@@ -194,7 +195,8 @@ def evaluate_metaworld(policy, cfg: MetaWorldEvalConfig, out_dir: str | Path | N
     results = {task: [0, 0, 0] for task in tasks}  # episodes, successes, steps
     videos, env_steps, t0 = [], 0, time.perf_counter()
     out = Path(out_dir) if out_dir else None
-    bar = tqdm(total=len(pending), desc="meta-world episodes", unit="ep", disable=not progress)
+    bar = tqdm(total=len(pending), desc="meta-world episodes", unit="ep", disable=not progress,
+               mininterval=progress_interval())
 
     def start(slot_ids: list[int]) -> None:
         items = []

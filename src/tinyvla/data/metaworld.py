@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinyvla.envs.metaworld import ACTION_NAMES, FPS, MT50, STATE_NAMES, MetaWorldEnv, resolve_tasks
+from tinyvla.progress import progress_interval
 
 
 @dataclass
@@ -90,7 +91,8 @@ def generate_metaworld(out: str | Path, cfg: GenerationConfig, progress: bool = 
     report: dict = {"config": vars(cfg).copy(), "tasks": {}}
     writer = LeRobotWriter(Path(out), fps=FPS, image_shape=(cfg.image_size, cfg.image_size, 3),
                            state_names=STATE_NAMES, action_names=ACTION_NAMES, robot_type="sawyer", video=cfg.video)
-    bar = tqdm(total=len(tasks) * cfg.episodes_per_task, desc="expert episodes", unit="ep", disable=not progress)
+    bar = tqdm(total=len(tasks) * cfg.episodes_per_task, desc="expert episodes", unit="ep", disable=not progress,
+               mininterval=progress_interval())
     ctx = mp.get_context("spawn")  # fresh interpreters: no inherited GL or torch thread state
     with writer, ctx.Manager() as manager, ProcessPoolExecutor(max(1, cfg.workers), mp_context=ctx) as pool:
         queue = manager.Queue()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from tinyvla.data.dataset import FrameDataset
 from tinyvla.distributed import DistContext
 from tinyvla.errors import ConfigError
 from tinyvla.policies.base import Policy
+from tinyvla.progress import progress_to_terminal
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
 
 
@@ -191,7 +191,7 @@ def train(
     # A live bar on a terminal; written to a log file (nohup, a cluster job) a bar is megabytes of
     # carriage returns, so there one plain line per evaluation is printed instead.
     show = cfg.progress and ctx.is_main
-    log_lines = show and not sys.stderr.isatty()
+    log_lines = show and not progress_to_terminal()
     bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not show or log_lines, dynamic_ncols=True,
                leave=False)
     step = start

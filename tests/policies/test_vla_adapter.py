@@ -251,7 +251,8 @@ def test_cli_bench_infer_writes_the_issue_keys(tmp_path, capsys):
         assert key in result, key
     # both figures are rounded to 0.1 in the JSON, so compare within that rounding, not a relative 1e-3
     # (at a few chunks/s on a loaded machine the rounding alone is ~1e-2)
-    assert result["chunk"] == 4 and result["actions_per_s"] == pytest.approx(4 * result["chunks_per_s"], abs=0.05 * 4 + 0.05)
+    assert result["chunk"] == 4
+    assert result["actions_per_s"] == pytest.approx(4 * result["chunks_per_s"], abs=0.05 * 4 + 0.05)
     assert "paper: 97.3M" in capsys.readouterr().out
 
 

@@ -121,12 +121,27 @@ def _eval_metaworld(args) -> int:
 
         device = resolve_device(args.device)
         policy = Policy.from_pretrained(args.checkpoint, device=device)
+        if args.temporal_ensemble is not None:  # try ensembling (or not) on a trained checkpoint
+            policy.config.temporal_ensemble = args.temporal_ensemble == "on"
+        if args.temporal_ensemble_coef is not None:
+            if args.temporal_ensemble_coef < 0:
+                raise ConfigError("--temporal-ensemble-coef must be >= 0")
+            policy.config.temporal_ensemble_coef = args.temporal_ensemble_coef
         precision, name = resolve_precision(args.precision, device), args.checkpoint
     else:
         raise ConfigError("give --checkpoint DIR (or --server URL)")
+    if args.dataset:  # the data the checkpoint is meant for must have been rendered the way it was trained
+        from tinyvla.data.lerobot import _read_camera
+        from tinyvla.pipeline import check_same_camera, dataset_camera
+
+        if not Path(args.dataset).is_dir():
+            raise ConfigError(f"--dataset {args.dataset} is not a directory")
+        recorded = dataset_camera(_read_camera(Path(args.dataset)))
+        check_same_camera(getattr(policy.config, "camera", None) or {}, recorded, f"--dataset {args.dataset}")
     out = args.out or (str(Path(args.checkpoint).parent / "eval_metaworld") if args.checkpoint else "runs/eval_metaworld")
     cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
-                              camera=args.camera, workers=args.workers, envs_per_worker=args.envs_per_worker,
+                              camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
+                              blind=not args.no_blind, workers=args.workers, envs_per_worker=args.envs_per_worker,
                               videos=args.videos, precision=precision)
     try:
         result = evaluate_metaworld(policy, cfg, out_dir=out)
@@ -134,14 +149,21 @@ def _eval_metaworld(args) -> int:
         if hasattr(policy, "close"):
             policy.close()
     report = {"checkpoint": name, "episodes_per_task": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
-              "camera": args.camera, "device": str(device), **result.to_dict()}
+              "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
+              "device": str(device), **result.to_dict()}  # to_dict's "camera": the settings rendered with
     write_report(report, out)
     _write_json(args.json, report)
+    blind = result.blind is not None
     for task, r in report["tasks"].items():
-        print(f"  {task:28s} {r['success_rate']:6.1%}  ({r['successes']}/{r['episodes']})")
-    lo, hi = report["overall"]["success_ci95"]
-    print(f"mean success {report['mean_success_rate']:.1%} over {len(report['tasks'])} task(s) (95% CI {lo:.1%}-"
-          f"{hi:.1%}); {report['env_steps_per_s']:.0f} env steps/s; results in {out}")
+        print(f"  {task:28s} {r['success_rate']:6.1%}  ({r['successes']}/{r['episodes']})"
+              + (f"  blind {r['blind_success']:6.1%}" if blind else ""))
+    o = report["overall"]
+    print(f"mean success {report['mean_success_rate']:.1%} over {len(report['tasks'])} task(s) (95% CI "
+          f"{o['success_ci95'][0]:.1%}-{o['success_ci95'][1]:.1%}); {report['env_steps_per_s']:.0f} env steps/s; "
+          f"results in {out}")
+    if blind:
+        print(f"blind control (another scene's camera): {o['blind_success']:.1%}; vision dependence "
+              f"{o['vision_dependence']:+.1f} points")
     return 0
 
 
@@ -243,8 +265,9 @@ def _data_metaworld(args, out: Path) -> int:
     from tinyvla.data.metaworld import GenerationConfig, generate_metaworld
 
     cfg = GenerationConfig(tasks=args.tasks, episodes_per_task=args.episodes_per_task, image_size=args.image_size,
-                           camera=args.camera, seed=args.seed, max_steps=args.max_steps, workers=args.workers,
-                           video=args.video)
+                           camera=args.camera, camera_pos=args.camera_pos, crop=args.crop,
+                           action_noise=args.action_noise, seed=args.seed, max_steps=args.max_steps,
+                           workers=args.workers, video=args.video)
     report = generate_metaworld(out, cfg)
     for task, r in report["tasks"].items():
         print(f"  {task:28s} expert success {r['successes']}/{r['attempts']} ({r['expert_success_rate']:.0%}), "
@@ -329,6 +352,23 @@ def cmd_bench(args, extra) -> int:
     return 0
 
 
+def cmd_reproduce(args, extra) -> int:
+    from tinyvla.reproduce import ReproduceConfig, reproduce
+
+    overrides = parse_overrides(extra)
+    policy_type = _policy_type(overrides)
+    cfg = ReproduceConfig(benchmark=args.benchmark, budget=args.budget, seeds=args.seeds, policy_type=policy_type,
+                          blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
+                          device=args.device, overrides=overrides)
+    out = args.out or f"runs/reproduce_{args.benchmark}_{args.budget}_{policy_type}"
+    r = reproduce(cfg, out)
+    s = r["success"]
+    print(f"{args.benchmark.upper()} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}, "
+          f"{len(cfg.seeds)} seed(s)); blind control {r['blind_success']:.1%}, vision dependence "
+          f"{r['vision_dependence']:+.1f} points; report in {out}/report.md")
+    return 0
+
+
 def cmd_info(args, extra) -> int:
     from tinyvla.pipeline import build_run_config, new_policy, placeholder_dataset
 
@@ -386,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--token", default="", help="bearer token for --server (or env TINYVLA_SERVE_TOKEN)")
     e.add_argument("--transport", default="http", choices=["http", "ws"], help="--server: JSON over HTTP or msgpack over WebSocket")
     e.add_argument("--episodes", type=int, default=100)
-    e.add_argument("--dataset", default="", help="a saved split (default: the toy task's held-out split)")
+    e.add_argument("--dataset", default="", help="toy: a saved split (default: the toy task's held-out split); "
+                   "metaworld: a dataset whose recorded camera must be the checkpoint's")
     e.add_argument("--num-val", type=int, default=2000)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
@@ -398,7 +439,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tasks", default="mt10", help="metaworld: mt10 | mt50 | easy | medium | hard | very_hard | "
                    "task names, comma-separated")
     e.add_argument("--max-steps", type=int, default=500, help="metaworld: steps before an episode counts as failed")
-    e.add_argument("--camera", default="corner2", help="metaworld: the camera the training data used")
+    e.add_argument("--camera", default="", help="metaworld: corner | corner2 | ... (default: the checkpoint's, else "
+                   "corner2; another than the checkpoint's is an error)")
+    e.add_argument("--camera-pos", default="", help="metaworld: close | closer | X,Y,Z (default: the checkpoint's)")
+    e.add_argument("--crop", type=float, default=None, help="metaworld: centre fraction kept (default: the "
+                   "checkpoint's, else 1.0)")
+    e.add_argument("--temporal-ensemble", choices=["on", "off"], default=None, help="metaworld: plan every step and "
+                   "average the overlapping chunks (default: as the checkpoint was trained)")
+    e.add_argument("--temporal-ensemble-coef", type=float, default=None, help="metaworld: weights exp(-coef * i), "
+                   "oldest prediction first (default: the checkpoint's, 0.01)")
+    e.add_argument("--no-blind", action="store_true", help="metaworld: skip the blind control (the same episodes "
+                   "seen through another scene's camera)")
     e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core)")
     e.add_argument("--envs-per-worker", type=int, default=8, help="metaworld: envs stepped by each process")
     e.add_argument("--videos", type=int, default=1, help="metaworld: episodes per task saved as GIF")
@@ -424,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--episodes-per-task", type=int, default=50, help="metaworld: successful demos kept per task")
     g.add_argument("--image-size", type=int, default=64, help="metaworld: camera image size (square)")
     g.add_argument("--camera", default="corner2", help="metaworld: corner | corner2 | corner3 | topview | ...")
+    g.add_argument("--camera-pos", default="", help="metaworld: move the camera: close | closer | X,Y,Z (metres; "
+                   "close = LeRobot's corner2 at 0.75,0.075,0.7, closer = DP3's at 0.6,0.295,0.8)")
+    g.add_argument("--crop", type=float, default=1.0, help="metaworld: keep this centre fraction of a frame rendered "
+                   "at image-size / crop (e.g. 0.667)")
+    g.add_argument("--action-noise", type=float, default=0.0, help="metaworld: execute expert action + N(0, "
+                   "sigma^2), record the clean action (DART-style recoveries; e.g. 0.1)")
     g.add_argument("--max-steps", type=int, default=500, help="metaworld: an expert episode's step limit")
     g.add_argument("--workers", type=int, default=2, help="metaworld: rollout processes")
     g.add_argument("--video", action="store_true", help="metaworld: store the camera as AV1 video (needs PyAV) "
@@ -483,6 +540,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="auto")
     a.add_argument("--workers", type=int, default=1, help="parallel runs (one process each)")
     a.set_defaults(func=cmd_ablate)
+
+    r = sub.add_parser("reproduce", help="a Meta-World result from nothing: demos, training (seeds + a blank-image "
+                       "baseline), evaluation with the blind control, report folder")
+    r.add_argument("benchmark", choices=["mt10", "mt50"])
+    r.add_argument("--budget", default="cpu", help="cpu (2-core CPU, ~1 h per seed) | gpu | smoke (seconds)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--out", default="", help="report folder (default runs/reproduce_<benchmark>_<budget>_<policy>)")
+    r.add_argument("--workers", type=int, default=2, help="env processes for generation and evaluation")
+    r.add_argument("--threads", type=int, default=0, help="torch threads for training (0 = torch's default)")
+    r.add_argument("--device", default="", help="override the budget's device (cpu, cuda)")
+    r.add_argument("--no-blank", action="store_true", help="skip the baseline trained on blank images")
+    r.set_defaults(func=cmd_reproduce)
 
     i = sub.add_parser("info", help="parameter counts of a preset")
     i.add_argument("--preset", default="tiny")

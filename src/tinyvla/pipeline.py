@@ -140,7 +140,7 @@ def lerobot_splits(cfg: DataConfig, chunk_size: int = 1) -> tuple[FrameDataset, 
     is_val = torch.isin(frames.episode_index, episodes[perm[:n_val]])
     actions = action_chunks(frames.actions, frames.episode_index, max(1, chunk_size))
     info = {"task": "lerobot", "path": str(cfg.path), "codebase_version": frames.info.get("codebase_version"),
-            "fps": frames.info.get("fps")}
+            "fps": frames.info.get("fps"), "camera": dataset_camera(frames.info.get("tinyvla_camera"))}
 
     def split(mask: torch.Tensor, name: str) -> FrameDataset:
         idx = torch.nonzero(mask)[:, 0]
@@ -149,6 +149,21 @@ def lerobot_splits(cfg: DataConfig, chunk_size: int = 1) -> tuple[FrameDataset, 
                                 frames.episode_index[idx]).numel())})
 
     return split(~is_val, "train"), split(is_val, "val")
+
+
+def dataset_camera(settings: dict | None) -> dict:
+    """The part of a dataset's camera settings a policy must be evaluated with (the image size is the
+    policy's own): {camera, camera_pos, crop}, or {} when the dataset did not record them."""
+    if not settings:
+        return {}
+    return {"camera": settings.get("camera", "corner2"), "camera_pos": settings.get("camera_pos"),
+            "crop": float(settings.get("crop", 1.0))}
+
+
+def check_same_camera(checkpoint: dict, dataset: dict, what: str) -> None:
+    """A policy run on data rendered from another viewpoint silently sees another scene: refuse."""
+    if checkpoint and dataset and checkpoint != dataset:
+        raise DataError(f"{what}: the camera settings differ -- checkpoint {checkpoint}, dataset {dataset}")
 
 
 def adopt_dataset_shapes(run: RunConfig, train_ds: FrameDataset) -> None:
@@ -161,6 +176,8 @@ def adopt_dataset_shapes(run: RunConfig, train_ds: FrameDataset) -> None:
         cfg.image_size = int(train_ds.images.shape[-1])
     if "policy.state_dim" not in run.explicit and getattr(cfg, "state_dim", None) == 0 and train_ds.states.shape[-1]:
         cfg.state_dim = -1  # proprioception when the data has it
+    if "policy.camera" not in run.explicit:
+        cfg.camera = dict(train_ds.info.get("camera") or {})
     cfg.validate()
 
 
@@ -214,6 +231,7 @@ def run_training(run: RunConfig, out: str | Path | None, desc: str = "train",
         if train_ds.action_dim != policy.config.action_dim:
             raise DataError(f"dataset actions have dimension {train_ds.action_dim}, {run.init_from} acts in "
                             f"{policy.config.action_dim}")
+        check_same_camera(policy.config.camera, train_ds.info.get("camera") or {}, f"--init-from {run.init_from}")
     else:
         if train_ds.info.get("task") not in (TASK_NAME, None):
             adopt_dataset_shapes(run, train_ds)

@@ -49,6 +49,8 @@ class TrainConfig:
     # Random-shift augmentation (DrQ): pad training images by N px (edge pixels) and crop back at a
     # random offset per image; 0 = off. Deterministic per (seed, step), so a resumed run sees the same.
     augment_shift: int = 0
+    # Colour jitter: per image, brightness, contrast and saturation each scaled by U(1 - s, 1 + s); 0 = off.
+    augment_color: float = 0.0
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -57,6 +59,8 @@ class TrainConfig:
             raise ValueError("lr and eval_every must be positive")
         if self.augment_shift < 0:
             raise ValueError("augment_shift must be >= 0 (pixels)")
+        if not 0.0 <= self.augment_color < 1.0:
+            raise ValueError("augment_color must be in [0, 1)")
         if self.grad_accum_steps < 1 or self.batch_size % self.grad_accum_steps:
             raise ValueError("batch_size must be a multiple of grad_accum_steps")
 
@@ -107,6 +111,19 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
     padded = torch.nn.functional.pad(images.float(), (pad, pad, pad, pad), mode="replicate").to(images.dtype)
     dx, dy = (torch.randint(0, 2 * pad + 1, (2, b), generator=generator)).tolist()
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """(b, 3, H, W) uint8 -> the same, each image's brightness, contrast and saturation scaled by a
+    random factor in [1 - strength, 1 + strength] (QueST uses 0.3 on Meta-World)."""
+    b = images.shape[0]
+    f = 1 + (torch.rand(3, b, 1, 1, 1, generator=generator) * 2 - 1) * strength  # brightness, contrast, saturation
+    x = images.float() * f[0]
+    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])  # (b, 1, H, W)
+    x = (x - gray.mean(dim=(2, 3), keepdim=True)) * f[1] + gray.mean(dim=(2, 3), keepdim=True)
+    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    x = (x - gray) * f[2] + gray
+    return x.round().clamp(0, 255).to(torch.uint8)
 
 
 @torch.no_grad()
@@ -205,9 +222,11 @@ def train(
         micro_batches = idx.chunk(cfg.grad_accum_steps)
         for j, micro in enumerate(micro_batches):
             batch = tensor_batch(train_ds, micro.to(train_ds.images.device), tokens, device)
+            gen_aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 64 + j)
             if cfg.augment_shift:
-                gen_aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 64 + j)
                 batch[OBS_IMAGE] = random_shift(batch[OBS_IMAGE].cpu(), cfg.augment_shift, gen_aug).to(device)
+            if cfg.augment_color:
+                batch[OBS_IMAGE] = color_jitter(batch[OBS_IMAGE].cpu(), cfg.augment_color, gen_aug).to(device)
             sync = not ctx.enabled or j == len(micro_batches) - 1  # all-reduce gradients once per step
             with (contextlib.nullcontext() if sync else model.no_sync()), autocast_context(device, precision):
                 loss, info = model(batch)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tinyvla.envs.metaworld import ACTION_NAMES, FPS, MT50, STATE_NAMES, MetaWorldEnv, resolve_tasks
+from tinyvla.envs.metaworld import ACTION_NAMES, FPS, MT50, STATE_NAMES, MetaWorldEnv, camera_settings, resolve_tasks
+from tinyvla.errors import ConfigError
 from tinyvla.progress import progress_interval
 
 
@@ -27,6 +28,11 @@ class GenerationConfig:
     episodes_per_task: int = 50
     image_size: int = 64
     camera: str = "corner2"
+    camera_pos: str = ""  # '' = the camera's own position; 'close' | 'closer' | 'X,Y,Z' (metres)
+    crop: float = 1.0  # keep this centre fraction of a frame rendered at image_size / crop
+    # DART-style noise injection: execute expert action + N(0, sigma^2) (clipped), record the clean expert
+    # action, so the demonstrations cover recoveries from the policy's own small errors.
+    action_noise: float = 0.0
     seed: int = 0
     max_steps: int = 500
     max_attempts_factor: float = 2.0  # give up on a task after this many attempts per wanted episode
@@ -39,9 +45,11 @@ def episode_seed(seed: int, task: str, attempt: int) -> int:
     return seed * 100_000 + MT50.index(task) * 1_000 + attempt
 
 
-def rollout_expert(env: MetaWorldEnv, seed: int) -> dict:
-    """One expert episode: frames up to and including the first success (or max_steps)."""
+def rollout_expert(env: MetaWorldEnv, seed: int, action_noise: float = 0.0) -> dict:
+    """One expert episode: frames up to and including the first success (or max_steps). With
+    `action_noise` the executed action is perturbed; the recorded label is always the clean one."""
     obs, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
     images, states, actions = [], [], []
     success = False
     for _ in range(env.max_steps):
@@ -49,19 +57,25 @@ def rollout_expert(env: MetaWorldEnv, seed: int) -> dict:
         images.append(obs["image"].transpose(1, 2, 0))
         states.append(obs["state"])
         actions.append(action)
-        obs, _, success, truncated, _ = env.step(action, render=True)
+        executed = action + rng.normal(0.0, action_noise, action.shape).astype(np.float32) if action_noise else action
+        obs, _, success, truncated, _ = env.step(executed, render=True)
         if success or truncated:
             break
     return {"images": np.stack(images), "states": np.stack(states), "actions": np.stack(actions),
             "instruction": info["instruction"], "success": success, "seed": seed}
 
 
+def make_env(task: str, cfg: GenerationConfig) -> MetaWorldEnv:
+    return MetaWorldEnv(task, cfg.image_size, cfg.camera, cfg.max_steps, camera_pos=cfg.camera_pos or None,
+                        crop=cfg.crop)
+
+
 def _task_worker(task: str, cfg: GenerationConfig, progress) -> tuple[str, list[dict], dict]:
-    env = MetaWorldEnv(task, cfg.image_size, cfg.camera, cfg.max_steps)
+    env = make_env(task, cfg)
     kept, attempts, steps, t0 = [], 0, 0, time.perf_counter()
     limit = max(cfg.episodes_per_task, int(np.ceil(cfg.episodes_per_task * cfg.max_attempts_factor)))
     while len(kept) < cfg.episodes_per_task and attempts < limit:
-        ep = rollout_expert(env, episode_seed(cfg.seed, task, attempts))
+        ep = rollout_expert(env, episode_seed(cfg.seed, task, attempts), cfg.action_noise)
         attempts += 1
         steps += len(ep["actions"])
         if ep["success"]:
@@ -83,10 +97,11 @@ def generate_metaworld(out: str | Path, cfg: GenerationConfig, progress: bool = 
 
     tasks = resolve_tasks(cfg.tasks)
     if cfg.episodes_per_task < 1:
-        from tinyvla.errors import ConfigError
-
         raise ConfigError("--episodes-per-task must be >= 1")
-    MetaWorldEnv(tasks[0], cfg.image_size, cfg.camera, cfg.max_steps).close()  # fail fast: package, GL, args
+    if not 0.0 <= cfg.action_noise <= 1.0:
+        raise ConfigError(f"--action-noise {cfg.action_noise} is outside [0, 1] (actions live in [-1, 1])")
+    camera = camera_settings(cfg.camera, cfg.camera_pos or None, cfg.crop, cfg.image_size)
+    make_env(tasks[0], cfg).close()  # fail fast: package, GL, args
     t0 = time.perf_counter()
     report: dict = {"config": vars(cfg).copy(), "tasks": {}}
     writer = LeRobotWriter(Path(out), fps=FPS, image_shape=(cfg.image_size, cfg.image_size, 3),
@@ -127,7 +142,7 @@ def generate_metaworld(out: str | Path, cfg: GenerationConfig, progress: bool = 
             "env_steps_per_s": sum(r["steps"] for r in per_task) / seconds,
         })
         report["expert_success_rate"] = report["episodes"] / max(report["attempts"], 1)
-        writer.extra_meta = {"generator": "tinyvla data metaworld", "report": report}
+        writer.extra_meta = {"generator": "tinyvla data metaworld", "camera": camera, "report": report}
         writer.close()
     return report
 

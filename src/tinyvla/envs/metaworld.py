@@ -116,6 +116,12 @@ INSTRUCTIONS: dict[str, list[str]] = {
 MT50 = sorted(INSTRUCTIONS)
 TASK_SETS = {"mt10": MT10, "mt50": MT50, **DIFFICULTY}
 CAMERAS = ("corner", "corner2", "corner3", "topview", "behindGripper", "gripperPOV")
+# Named camera positions (world x, y, z; the camera keeps its orientation). corner2 from 1.3, -0.2, 1.1
+# leaves the reach goal (a 2 cm sphere) 1-2 px wide at 64 px; these move it closer to the table.
+CAMERA_PLACEMENTS = {
+    "close": (0.75, 0.075, 0.7),  # LeRobot's / QueST's Meta-World corner2
+    "closer": (0.6, 0.295, 0.8),  # the DP3 paper's corner2
+}
 STATE_NAMES = ["hand_x", "hand_y", "hand_z", "gripper_opening"]
 ACTION_NAMES = ["delta_x", "delta_y", "delta_z", "gripper"]
 FPS = 80  # 5 MuJoCo substeps of 2.5 ms per env step (what the simulation's time advances by)
@@ -143,6 +149,41 @@ def resolve_tasks(spec: str) -> list[str]:
     if not out:
         raise ConfigError("no Meta-World task given (e.g. --tasks mt10, --tasks reach,push)")
     return out
+
+
+def parse_camera_pos(spec: str | list | tuple | None) -> tuple[float, float, float] | None:
+    """'' / None -> None (the camera's own position); 'close' | 'closer' | 'X,Y,Z' -> (x, y, z)."""
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return None
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key in CAMERA_PLACEMENTS:
+            return CAMERA_PLACEMENTS[key]
+        parts = [p.strip() for p in key.split(",")]
+    else:
+        parts = list(spec)
+    try:
+        values = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(np.isfinite(values)):
+        raise ConfigError(f"camera position {spec!r} is not X,Y,Z (three numbers, metres) or one of "
+                          f"{', '.join(CAMERA_PLACEMENTS)}")
+    return values
+
+
+def camera_settings(camera: str = "corner2", camera_pos=None, crop: float = 1.0, image_size: int = 64) -> dict:
+    """The settings that decide what a policy sees, validated; stored with datasets and checkpoints so
+    that evaluation renders the scene the way the training data did."""
+    if camera not in CAMERAS:
+        raise ConfigError(f"unknown camera {camera!r}; choose from {', '.join(CAMERAS)}")
+    pos = parse_camera_pos(camera_pos)
+    if not 0.0 < float(crop) <= 1.0:
+        raise ConfigError(f"crop {crop} is outside (0, 1] (the centre fraction of the frame kept)")
+    if image_size < 8 or image_size > 480 or round(image_size / float(crop)) > 480:
+        raise ConfigError(f"image size {image_size} (rendered at {round(image_size / float(crop))} px before the "
+                          "crop) is out of range: 8-480 px")
+    return {"camera": camera, "camera_pos": list(pos) if pos else None, "crop": float(crop), "image_size": int(image_size)}
 
 
 def difficulty_of(task: str) -> str:
@@ -194,15 +235,14 @@ class MetaWorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, task: str, image_size: int = 64, camera: str = "corner2", max_steps: int = 500,
-                 render_quality: str = "fast"):
+                 render_quality: str = "fast", camera_pos=None, crop: float = 1.0):
         if task not in INSTRUCTIONS:
             resolve_tasks(task)  # raises with the list of valid names
-        if camera not in CAMERAS:
-            raise ConfigError(f"unknown camera {camera!r}; choose from {', '.join(CAMERAS)}")
-        if image_size < 8 or image_size > 480:
-            raise ConfigError(f"image size {image_size} out of range (8-480)")
+        self.settings = camera_settings(camera, camera_pos, crop, image_size)
         envs, _, mujoco = _import_metaworld()
         self.task, self.image_size, self.camera, self.max_steps = task, image_size, camera, max_steps
+        # --crop F renders at size / F and keeps the centre: more pixels on the work area at the same size.
+        self.render_size = round(image_size / self.settings["crop"])
         self.instructions = INSTRUCTIONS[task]
         env = envs[task]()
         # Goal-observable (the scripted expert reads the goal from the observation; the VLA never sees
@@ -214,13 +254,15 @@ class MetaWorldEnv(gym.Env):
         env.seeded_rand_vec = True
         env.max_path_length = max_steps
         self._env, self._mujoco = env, mujoco
+        if self.settings["camera_pos"] is not None:  # data.cam_xpos follows at the next reset's forward pass
+            env.model.cam_pos[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)] = self.settings["camera_pos"]
         if render_quality not in ("fast", "default"):
             raise ConfigError(f"render_quality is 'fast' or 'default', not {render_quality!r}")
         if render_quality == "fast":  # the shadow map and multisampling cost ~90% of a software-rendered frame
             env.model.vis.quality.shadowsize = 0
             env.model.vis.quality.offsamples = 0
         try:
-            self._renderer = mujoco.Renderer(env.model, image_size, image_size)
+            self._renderer = mujoco.Renderer(env.model, self.render_size, self.render_size)
         except Exception as e:  # noqa: BLE001 - the GL stack reports many kinds of errors
             backend = os.environ.get("MUJOCO_GL", "")
             hint = ("install Debian's libosmesa6 (apt-get install libosmesa6)" if backend == "osmesa"
@@ -244,7 +286,11 @@ class MetaWorldEnv(gym.Env):
         self._renderer.update_scene(self._env.data, camera=self.camera)
         for flag, value in self._flags:
             self._renderer.scene.flags[flag] = value
-        return np.ascontiguousarray(self._renderer.render()[::-1, ::-1])
+        frame = self._renderer.render()[::-1, ::-1]
+        if self.render_size != self.image_size:
+            o = (self.render_size - self.image_size) // 2
+            frame = frame[o : o + self.image_size, o : o + self.image_size]
+        return np.ascontiguousarray(frame)
 
     def _obs(self, render: bool) -> dict[str, Any]:
         image = self.render().transpose(2, 0, 1) if render else None
@@ -312,4 +358,4 @@ def bench_env(tasks: str = "mt10", steps: int = 300, image_size: int = 64, camer
     return out
 
 
-__all__ = ["bench_env", "MetaWorldEnv", "resolve_tasks", "TASK_SETS", "INSTRUCTIONS", "DIFFICULTY", "MT10", "MT50", "EnvError"]
+__all__ = ["bench_env", "camera_settings", "parse_camera_pos", "CAMERA_PLACEMENTS", "MetaWorldEnv", "resolve_tasks", "TASK_SETS", "INSTRUCTIONS", "DIFFICULTY", "MT10", "MT50", "EnvError"]

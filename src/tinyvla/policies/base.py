@@ -11,10 +11,11 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -48,15 +49,29 @@ class PolicyConfig:
     action_dim: int = 2
     chunk_size: int = 1  # actions predicted per call
     n_action_steps: int = 1  # actions executed from a chunk before predicting again
+    # Predict a chunk at EVERY step and execute the weighted mean of the overlapping predictions for it
+    # (weights exp(-coef * i), oldest first); n_action_steps is then not used.
+    # Training only: replace the robot state by the data set's mean (zero after normalisation) for this
+    # fraction of samples, so the policy cannot act from its own motion alone (the "copycat" shortcut).
+    state_dropout: float = 0.0
+    temporal_ensemble: bool = False
+    temporal_ensemble_coef: float = 0.01
     context_length: int = 32
     # Baselines are the same model with one input removed, applied in training AND evaluation.
     input_ablation: Literal["none", "blank_image", "constant_instruction"] = "none"
+    # How the training data's camera was set up (Meta-World: camera, camera_pos, crop), taken from the
+    # dataset, so that evaluation renders what the policy was trained on. Empty = not recorded.
+    camera: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not 1 <= self.n_action_steps <= self.chunk_size:
             raise ValueError(f"n_action_steps must be in [1, chunk_size={self.chunk_size}]")
         if self.action_dim < 1 or self.image_size < 1 or self.context_length < 1:
             raise ValueError("action_dim, image_size and context_length must be positive")
+        if not 0.0 <= self.state_dropout <= 1.0:
+            raise ValueError("state_dropout must be in [0, 1]")
+        if self.temporal_ensemble_coef < 0:
+            raise ValueError("temporal_ensemble_coef must be >= 0")
 
 
 def atomic_write_dir(target: Path, write: "callable") -> None:
@@ -116,6 +131,7 @@ class Policy(nn.Module):
             self.register_buffer("state_std", s_std.clamp_min(1e-6), persistent=False)
         self._constant_tokens = tokenizer([CONSTANT_INSTRUCTION])
         self._queue: deque[torch.Tensor] = deque()
+        self._ensemblers: list = []  # one TemporalEnsembler per batch row, with temporal_ensemble
 
     # ---- subclasses implement this ------------------------------------------------------------
     def predict_normalized(self, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
@@ -198,7 +214,11 @@ class Policy(nn.Module):
         state = state.to(self.device, torch.float32)
         if not torch.isfinite(state).all():
             raise DataError(f"{OBS_STATE} contains NaN or inf")
-        return (state - self.state_mean) / self.state_std
+        state = (state - self.state_mean) / self.state_std
+        if self.training and self.config.state_dropout > 0:
+            keep = torch.rand(b, 1, device=state.device) >= self.config.state_dropout
+            state = state * keep
+        return state
 
     def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
         return (action - self.action_mean) / self.action_std
@@ -239,7 +259,17 @@ class Policy(nn.Module):
 
     @torch.no_grad()
     def select_action(self, batch: dict) -> torch.Tensor:
-        """-> one action (b, a); re-plans every `n_action_steps` steps from a fresh chunk."""
+        """-> one action (b, a); re-plans every `n_action_steps` steps from a fresh chunk, or at every
+        step with `temporal_ensemble` (the mean of the overlapping chunks' predictions)."""
+        if self.config.temporal_ensemble:
+            from tinyvla.ensemble import TemporalEnsembler
+
+            chunk = self.predict_action_chunk(batch).cpu().numpy()  # (b, t, a)
+            if len(self._ensemblers) != len(chunk):
+                self._ensemblers = [TemporalEnsembler(self.config.temporal_ensemble_coef) for _ in chunk]
+            for e, c in zip(self._ensemblers, chunk):
+                e.add(c)
+            return torch.from_numpy(np.stack([e.act() for e in self._ensemblers])).float()
         if not self._queue:
             chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]  # (b, t, a)
             self._queue.extend(chunk.transpose(0, 1))
@@ -247,6 +277,7 @@ class Policy(nn.Module):
 
     def reset(self) -> None:
         self._queue.clear()
+        self._ensemblers = []
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -6,10 +6,24 @@ from typing import Any, Literal
 from tinyvla.policies.base import PolicyConfig
 
 
+def check_conv(image_size: int, channels: list[int]) -> None:
+    from tinyvla.modules.conv import STRIDES, conv_grid
+
+    if len(channels) != len(STRIDES) or min(channels) < 1:
+        raise ValueError(f"conv_channels needs {len(STRIDES)} positive widths, got {channels}")
+    if conv_grid(image_size) < 2:
+        raise ValueError(f"image_size {image_size} is too small for the conv encoder (>= 16 px)")
+
+
 @dataclass
 class TinyVLAConfig(PolicyConfig):
     """Defaults are the `tiny` preset: the seed's shapes (vision 192x4, language 256x4)."""
 
+    # "vit": the seed's ViT; "conv": a shallow ConvNet (spatial-softmax summary + cells as tokens), the
+    # encoder that suits robot data of 50-100 demos per task; `film` conditions its layers on the instruction.
+    vision_encoder: Literal["vit", "conv"] = "vit"
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    film: bool = True  # for vision_encoder="conv"
     patch_size: int = 8
     vision_width: int = 192
     vision_layers: int = 4
@@ -47,11 +61,16 @@ class TinyVLAConfig(PolicyConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not (self.vision_path or self.vision_config) and self.image_size % self.patch_size:
+        pretrained = bool(self.vision_path or self.vision_config)
+        if not pretrained and self.vision_encoder == "conv":
+            check_conv(self.image_size, self.conv_channels)
+        elif not pretrained and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         for name in ("vision", "lang"):
             if getattr(self, f"{name}_path") or getattr(self, f"{name}_config"):
                 continue  # the width is the pretrained model's, checked when it is built
+            if name == "vision" and self.vision_encoder == "conv":
+                continue
             if getattr(self, f"{name}_width") % getattr(self, f"{name}_heads"):
                 raise ValueError(f"{name}_width must be divisible by {name}_heads")
         if self.state_dim < -1:

@@ -42,6 +42,12 @@ class VLAAdapterConfig(PolicyConfig):
     freeze_vision: bool = False
     # "mlp": 3 He-initialised linears with GELU; "mlp_ln": + a LayerNorm (older checkpoints; collapses)
     projector: Literal["mlp", "mlp_ln"] = "mlp"
+    # "vit": our ViT; "conv": the shallow ConvNet of tinyvla.modules.conv (spatial-softmax summary + cells as
+    # image tokens), for robot data of 50-100 demos per task; `film` conditions it on the instruction's
+    # mean token embedding.
+    vision_encoder: Literal["vit", "conv"] = "vit"
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    film: bool = False
     patch_size: int = 8
     vision_width: int = 192
     vision_layers: int = 4
@@ -72,7 +78,11 @@ class VLAAdapterConfig(PolicyConfig):
             raise ValueError("conditions 'aq'/'both' need num_queries >= 1")
         if self.condition_layer < -1:
             raise ValueError("condition_layer is -1 (every layer) or a layer index >= 0")
-        if not self.vision_path and self.image_size % self.patch_size:
+        if not (self.vision_path or self.vision_config) and self.vision_encoder == "conv":
+            from tinyvla.policies.tiny_vla.configuration import check_conv
+
+            check_conv(self.image_size, self.conv_channels)
+        elif not self.vision_path and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.state_dim < -1:
             raise ValueError("state_dim is -1 (from the data set), 0 (none) or the state size")

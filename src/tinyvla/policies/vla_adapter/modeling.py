@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinyvla.errors import ConfigError
-from tinyvla.modules.transformer import init_weights
+from tinyvla.modules.conv import ConvEncoder, conv_grid
+from tinyvla.modules.transformer import init_weights, masked_mean
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
 from tinyvla.policies.registry import register_policy
@@ -66,6 +67,11 @@ class VLAAdapterPolicy(Policy):
         "tiny": {"policy.width": 128, "policy.heads": 4, "policy.vision_width": 96, "policy.vision_layers": 2,
                  "policy.vision_heads": 2, "policy.num_queries": 16, "policy.gate": "aq",
                  "train.steps": 6000, "train.eval_every": 400},
+        # Robot data (Meta-World): the tiny backbone, the FiLM ConvNet as vision encoder, the paper's gate on
+        # Raw (on MT10 the gate on AQ trails it; README), chunks of 8. Data: `--image-size 96 --camera-pos close`.
+        "metaworld": {"policy.width": 128, "policy.heads": 4, "policy.vision_encoder": "conv", "policy.film": True,
+                      "policy.vision_width": 128, "policy.num_queries": 16, "policy.gate": "raw",
+                      "policy.chunk_size": 8, "policy.n_action_steps": 4},
         # The paper's shape: Qwen2.5-0.5B (random weights unless --policy.backbone_path points at a local
         # copy), 64 queries, 8 policy heads, chunk 8 of 7-D actions, 224 px image with 256 patches.
         "paper": {"policy.backbone": "hf", "policy.backbone_config": QWEN25_05B_SHAPE, "policy.num_queries": 64,
@@ -120,6 +126,10 @@ class VLAAdapterPolicy(Policy):
 
             self.vision, c.vision_config = build_vision(c.vision_path, c.vision_config, load_pretrained)
             vision_width = self.vision.width
+        elif c.vision_encoder == "conv":
+            self.vision = ConvEncoder(image_size=c.image_size, dim=c.vision_width, channels=tuple(c.conv_channels),
+                                      cond_dim=width if c.film else 0)
+            vision_width = c.vision_width
         else:
             self.vision = ViT(image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width,
                               depth=c.vision_layers, heads=c.vision_heads, mlp_ratio=c.mlp_ratio)
@@ -166,7 +176,7 @@ class VLAAdapterPolicy(Policy):
 
     def _max_len(self) -> int:
         c = self.config
-        vision_tokens = (c.image_size // c.patch_size) ** 2 + 1
+        vision_tokens = (conv_grid(c.image_size) if c.vision_encoder == "conv" else c.image_size // c.patch_size) ** 2 + 1
         return 1 + vision_tokens + c.context_length + c.num_queries
 
     # ---- normalisation: [q01, q99] -> [-1, 1] per dimension (the paper's) --------------------------
@@ -188,8 +198,11 @@ class VLAAdapterPolicy(Policy):
         """-> per-layer Raw features [(b, 1+p, d)] and ActionQuery features [(b, q, d)]."""
         c = self.config
         b = images.shape[0]
-        vision = self.projector(self.vision(images))  # (b, p, d)
         text = self.backbone.embed(tokens)  # (b, l, d)
+        if isinstance(self.vision, ConvEncoder) and self.vision.cond_dim:  # FiLM on the instruction's embedding
+            vision = self.projector(self.vision(images, masked_mean(text, mask).to(images.dtype)))
+        else:
+            vision = self.projector(self.vision(images))  # (b, p, d)
         queries = self.action_queries.weight[: c.num_queries].unsqueeze(0).expand(b, -1, -1)  # (b, q, d)
         seq = torch.cat([self.bos.expand(b, -1, -1).to(text.dtype), vision.to(text.dtype), text,
                          queries.to(text.dtype)], dim=1)

@@ -214,7 +214,7 @@ class MetaWorldResult:
                           "difficulty": difficulty_of(task)}
             if self.blind is not None:  # percentage points of success that need the right scene's image
                 b = self.blind[task].success_rate
-                rows[task].update(blind_success=b, vision_dependence=100 * (r.success_rate - b))
+                rows[task].update(blind_success=b, vision_dependence=round(100 * (r.success_rate - b), 2))
         groups = {}
         for task, row in rows.items():
             groups.setdefault(row["difficulty"], []).append(row["success_rate"])
@@ -224,7 +224,7 @@ class MetaWorldResult:
                    "success_ci95": [lo, hi]}
         if self.blind is not None:
             blind = float(np.mean([r["blind_success"] for r in rows.values()]))
-            overall.update(blind_success=blind, vision_dependence=100 * (mean - blind))
+            overall.update(blind_success=blind, vision_dependence=round(100 * (mean - blind), 2))
         return {"tasks": rows, "mean_success_rate": mean, "overall": overall, "camera": self.camera,
                 "by_difficulty": {g: float(np.mean(v)) for g, v in groups.items()},
                 "seconds": self.seconds, "env_steps": self.env_steps,

@@ -38,12 +38,13 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # What fits a 2-core laptop CPU in about an hour of generation + training (README, Meta-World).
+    # What fits a 2-core laptop CPU in under an hour of generation + training (README, Meta-World): the
+    # recipe of the best measured run (state dropout 0.5 is what made the camera matter; docs/metaworld/seeing.md).
     "cpu": Budget(
-        data={"episodes_per_task": 50, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
+        data={"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
         train={"train.steps": 3000, "train.batch_size": 64, "train.lr": 1e-3, "train.augment_shift": 6,
                "train.augment_color": 0.2, "train.eval_every": 500, "train.warmup_steps": 200,
-               "train.time_budget_s": 2700},
+               "policy.state_dropout": 0.5, "train.time_budget_s": 2700},
         note="2-core CPU, ~1 h of generation + training per seed",
     ),
     # One GPU: more demonstrations, a longer run, a bigger batch.
@@ -51,8 +52,9 @@ BUDGETS: dict[str, Budget] = {
         data={"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
         train={"train.steps": 20000, "train.batch_size": 256, "train.lr": 1e-3, "train.augment_shift": 6,
                "train.augment_color": 0.2, "train.eval_every": 2000, "train.warmup_steps": 500,
+               "policy.state_dropout": 0.5,
                "train.time_budget_s": 1800},
-        device="cuda", note="one GPU",
+        device="cuda", note="one GPU (not yet run: no GPU was lent to the session that wrote it)",
     ),
     # Seconds, for tests and to check an installation: the whole pipeline at toy scale.
     "smoke": Budget(

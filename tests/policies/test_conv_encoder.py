@@ -22,6 +22,8 @@ def test_conv_encoder_tokens_and_film_starts_as_identity():
     assert torch.allclose(out, enc(x, torch.randn(2, 4)))
     with pytest.raises(ValueError, match="FiLM"):
         enc(x)
+    pooled = ConvEncoder(image_size=64, dim=16, channels=(8, 8, 16, 16), token_grid=3)
+    assert pooled.map_grid == 8 and pooled(torch.rand(2, 3, 64, 64)).shape == (2, 1 + 9, 16)
 
 
 def test_spatial_softmax_finds_the_peak():

@@ -65,18 +65,21 @@ class SpatialSoftmax(nn.Module):
 
 class ConvEncoder(nn.Module):
     def __init__(self, *, image_size: int, dim: int, channels: tuple[int, ...] = (32, 64, 128, 128),
-                 cond_dim: int = 0, strides: tuple[int, ...] = STRIDES):
+                 cond_dim: int = 0, strides: tuple[int, ...] = STRIDES, token_grid: int = 0):
         super().__init__()
         if len(channels) != len(strides):
             raise ValueError(f"{len(channels)} conv channel widths for {len(strides)} layers")
-        self.grid = conv_grid(image_size, strides)
-        if self.grid < 2:
+        self.map_grid = conv_grid(image_size, strides)
+        if self.map_grid < 2:
             raise ValueError(f"image size {image_size} is too small for the conv encoder (>= 16 px)")
+        # Cell tokens average-pooled to token_grid x token_grid (0 = one per cell): a transformer that reads
+        # the tokens (VLA-Adapter's backbone) costs ~ tokens^2; the keypoints still see the full map.
+        self.grid = min(token_grid, self.map_grid) if token_grid else self.map_grid
         self.cond_dim = cond_dim
         widths = (3, *channels)
         self.blocks = nn.ModuleList(FiLMConvBlock(widths[i], widths[i + 1], s, cond_dim) for i, s in enumerate(strides))
         c = channels[-1]
-        self.keypoints = SpatialSoftmax(self.grid, self.grid)
+        self.keypoints = SpatialSoftmax(self.map_grid, self.map_grid)
         self.summary = nn.Sequential(nn.Linear(2 * c, dim), nn.GELU(), nn.Linear(dim, dim))
         self.cell_proj = nn.Linear(c, dim)
         self.register_buffer("pos", sincos_2d(self.grid, dim) * 0.1, persistent=False)  # (n, d): where each cell is
@@ -93,8 +96,10 @@ class ConvEncoder(nn.Module):
         x = images * 2.0 - 1.0
         for block in self.blocks:
             x = block(x, cond)  # (b, c, h, w)
-        cells = self.cell_proj(x.flatten(2).transpose(1, 2)) + self.pos.to(x.dtype)  # (b, n, d)
         summary = self.summary(self.keypoints(x)).unsqueeze(1)  # (b, 1, d)
+        if self.grid != self.map_grid:
+            x = nn.functional.adaptive_avg_pool2d(x, self.grid)
+        cells = self.cell_proj(x.flatten(2).transpose(1, 2)) + self.pos.to(x.dtype)  # (b, n, d)
         return self.norm(torch.cat([summary, cells], dim=1))
 
 

@@ -48,6 +48,7 @@ class VLAAdapterConfig(PolicyConfig):
     vision_encoder: Literal["vit", "conv"] = "vit"
     conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
     film: bool = False
+    conv_token_grid: int = 0  # conv: pool the cells to N x N image tokens (0 = one token per cell)
     patch_size: int = 8
     vision_width: int = 192
     vision_layers: int = 4
@@ -82,6 +83,8 @@ class VLAAdapterConfig(PolicyConfig):
             from tinyvla.policies.tiny_vla.configuration import check_conv
 
             check_conv(self.image_size, self.conv_channels)
+            if self.conv_token_grid < 0:
+                raise ValueError("conv_token_grid must be >= 0")
         elif not self.vision_path and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.state_dim < -1:

@@ -69,8 +69,10 @@ class VLAAdapterPolicy(Policy):
                  "train.steps": 6000, "train.eval_every": 400},
         # Robot data (Meta-World): the tiny backbone, the FiLM ConvNet as vision encoder, the paper's gate on
         # Raw (on MT10 the gate on AQ trails it; README), chunks of 8. Data: `--image-size 96 --camera-pos close`.
+        # Cells pooled to 6x6 image tokens: the backbone's cost grows with the square of the sequence length.
         "metaworld": {"policy.width": 128, "policy.heads": 4, "policy.vision_encoder": "conv", "policy.film": True,
-                      "policy.vision_width": 128, "policy.num_queries": 16, "policy.gate": "raw",
+                      "policy.vision_width": 128, "policy.conv_token_grid": 6, "policy.num_queries": 16,
+                      "policy.gate": "raw",
                       "policy.chunk_size": 8, "policy.n_action_steps": 4},
         # The paper's shape: Qwen2.5-0.5B (random weights unless --policy.backbone_path points at a local
         # copy), 64 queries, 8 policy heads, chunk 8 of 7-D actions, 224 px image with 256 patches.
@@ -128,7 +130,7 @@ class VLAAdapterPolicy(Policy):
             vision_width = self.vision.width
         elif c.vision_encoder == "conv":
             self.vision = ConvEncoder(image_size=c.image_size, dim=c.vision_width, channels=tuple(c.conv_channels),
-                                      cond_dim=width if c.film else 0)
+                                      cond_dim=width if c.film else 0, token_grid=c.conv_token_grid)
             vision_width = c.vision_width
         else:
             self.vision = ViT(image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width,
@@ -176,7 +178,11 @@ class VLAAdapterPolicy(Policy):
 
     def _max_len(self) -> int:
         c = self.config
-        vision_tokens = (conv_grid(c.image_size) if c.vision_encoder == "conv" else c.image_size // c.patch_size) ** 2 + 1
+        if c.vision_encoder == "conv":
+            grid = min(c.conv_token_grid or conv_grid(c.image_size), conv_grid(c.image_size))
+        else:
+            grid = c.image_size // c.patch_size
+        vision_tokens = grid ** 2 + 1
         return 1 + vision_tokens + c.context_length + c.num_queries
 
     # ---- normalisation: [q01, q99] -> [-1, 1] per dimension (the paper's) --------------------------

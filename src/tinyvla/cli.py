@@ -131,12 +131,12 @@ def _eval_metaworld(args) -> int:
     else:
         raise ConfigError("give --checkpoint DIR (or --server URL)")
     if args.dataset:  # the data the checkpoint is meant for must have been rendered the way it was trained
-        from tinyvla.data.lerobot import _read_camera
+        from tinyvla.data.lerobot import read_camera
         from tinyvla.pipeline import check_same_camera, dataset_camera
 
         if not Path(args.dataset).is_dir():
             raise ConfigError(f"--dataset {args.dataset} is not a directory")
-        recorded = dataset_camera(_read_camera(Path(args.dataset)))
+        recorded = dataset_camera(read_camera(Path(args.dataset)))
         check_same_camera(getattr(policy.config, "camera", None) or {}, recorded, f"--dataset {args.dataset}")
     out = args.out or (str(Path(args.checkpoint).parent / "eval_metaworld") if args.checkpoint else "runs/eval_metaworld")
     cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,

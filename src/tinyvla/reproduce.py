@@ -203,7 +203,7 @@ def summarize(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], ti
     sighted = _pooled(seeded)
     report = {
         "benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
-        "seeds": cfg.seeds, "data": budget.data, "train": {**budget.train, **cfg.overrides},
+        "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data, "train": {**budget.train, **cfg.overrides},
         "success": sighted, "blind_success": float(np.mean(blind)) if blind else None,
         "vision_dependence": 100 * (sighted["mean"] - float(np.mean(blind))) if blind else None,
         "tasks": per_task, "by_difficulty": {g: float(np.mean(v)) for g, v in groups.items()},
@@ -218,8 +218,7 @@ def summarize(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], ti
     blank = [r for name, r in results.items() if name.startswith("blank")]
     if blank:
         report["blank_trained"] = _pooled(blank)
-    data_and_train = times.get("generate", 0) + sum(v for k, v in times.items() if k == f"train_seed{cfg.seeds[0]}")
-    report["wall_s_generate_plus_train_first_seed"] = data_and_train
+    report["wall_s_generate_plus_train_first_seed"] = times.get("generate", 0) + times.get(f"train_seed{cfg.seeds[0]}", 0)
     return report
 
 

@@ -116,12 +116,14 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
 def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
     """(b, 3, H, W) uint8 -> the same, each image's brightness, contrast and saturation scaled by a
     random factor in [1 - strength, 1 + strength] (QueST uses 0.3 on Meta-World)."""
-    b = images.shape[0]
-    f = 1 + (torch.rand(3, b, 1, 1, 1, generator=generator) * 2 - 1) * strength  # brightness, contrast, saturation
+    def luma(x: torch.Tensor) -> torch.Tensor:  # (b, 3, H, W) -> (b, 1, H, W)
+        return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+    f = 1 + (torch.rand(3, images.shape[0], 1, 1, 1, generator=generator) * 2 - 1) * strength  # bright., contrast, sat.
     x = images.float() * f[0]
-    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])  # (b, 1, H, W)
-    x = (x - gray.mean(dim=(2, 3), keepdim=True)) * f[1] + gray.mean(dim=(2, 3), keepdim=True)
-    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    mean = luma(x).mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * f[1] + mean
+    gray = luma(x)
     x = (x - gray) * f[2] + gray
     return x.round().clamp(0, 255).to(torch.uint8)
 

@@ -497,11 +497,11 @@ def load_lerobot(path: str | Path, image_key: str = "", image_size: int = 0) -> 
         actions=torch.from_numpy(data[ACTION_KEY][order].astype(np.float32)),
         episode_index=torch.from_numpy(data["episode_index"][order].astype(np.int64)),
         task_index=torch.from_numpy(data["task_index"][order].astype(np.int64)),
-        tasks=_read_tasks(root, pd), info={**info, "tinyvla_camera": _read_camera(root)},
+        tasks=_read_tasks(root, pd), info={**info, "tinyvla_camera": read_camera(root)},
     )
 
 
-def _read_camera(root: Path) -> dict | None:
+def read_camera(root: Path) -> dict | None:
     """The camera settings `tinyvla data metaworld` recorded (meta/tinyvla.json), if any."""
     try:
         camera = json.loads((root / "meta" / "tinyvla.json").read_text()).get("camera")
@@ -523,4 +523,4 @@ def action_chunks(actions: torch.Tensor, episode_index: torch.Tensor, steps: int
     return actions[torch.minimum(idx, last[:, None])]
 
 
-__all__ = ["LeRobotWriter", "LeRobotFrames", "load_lerobot", "is_lerobot_dataset", "action_chunks", "CODEBASE_VERSION"]
+__all__ = ["LeRobotWriter", "LeRobotFrames", "load_lerobot", "read_camera", "is_lerobot_dataset", "action_chunks", "CODEBASE_VERSION"]

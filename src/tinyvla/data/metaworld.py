@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tinyvla.envs.metaworld import ACTION_NAMES, FPS, MT50, STATE_NAMES, MetaWorldEnv, camera_settings, resolve_tasks
+from tinyvla.envs.metaworld import ACTION_NAMES, FPS, MT50, STATE_NAMES, MetaWorldEnv, resolve_tasks
 from tinyvla.errors import ConfigError
 from tinyvla.progress import progress_interval
 
@@ -100,8 +100,9 @@ def generate_metaworld(out: str | Path, cfg: GenerationConfig, progress: bool = 
         raise ConfigError("--episodes-per-task must be >= 1")
     if not 0.0 <= cfg.action_noise <= 1.0:
         raise ConfigError(f"--action-noise {cfg.action_noise} is outside [0, 1] (actions live in [-1, 1])")
-    camera = camera_settings(cfg.camera, cfg.camera_pos or None, cfg.crop, cfg.image_size)
-    make_env(tasks[0], cfg).close()  # fail fast: package, GL, args
+    probe = make_env(tasks[0], cfg)  # fail fast: package, GL, args (and the camera settings, validated)
+    camera = probe.settings
+    probe.close()
     t0 = time.perf_counter()
     report: dict = {"config": vars(cfg).copy(), "tasks": {}}
     writer = LeRobotWriter(Path(out), fps=FPS, image_shape=(cfg.image_size, cfg.image_size, 3),

@@ -28,6 +28,20 @@ def conv_grid(image_size: int, strides: tuple[int, ...] = STRIDES) -> int:
     return g
 
 
+def token_grid_side(image_size: int, token_grid: int = 0, strides: tuple[int, ...] = STRIDES) -> int:
+    """Side of the cell-token grid: the feature map's, or `token_grid` when that pools it smaller."""
+    side = conv_grid(image_size, strides)
+    return min(token_grid, side) if token_grid else side
+
+
+def check_conv(image_size: int, channels: list[int]) -> None:
+    """ValueError unless the encoder can be built for these settings (what the policy configs validate)."""
+    if len(channels) != len(STRIDES) or min(channels) < 1:
+        raise ValueError(f"conv_channels needs {len(STRIDES)} positive widths, got {channels}")
+    if conv_grid(image_size) < 2:
+        raise ValueError(f"image_size {image_size} is too small for the conv encoder (>= 16 px)")
+
+
 class FiLMConvBlock(nn.Module):
     """conv 3x3 -> GroupNorm -> FiLM (1 + gamma, beta from the condition) -> GELU."""
 
@@ -74,7 +88,7 @@ class ConvEncoder(nn.Module):
             raise ValueError(f"image size {image_size} is too small for the conv encoder (>= 16 px)")
         # Cell tokens average-pooled to token_grid x token_grid (0 = one per cell): a transformer that reads
         # the tokens (VLA-Adapter's backbone) costs ~ tokens^2; the keypoints still see the full map.
-        self.grid = min(token_grid, self.map_grid) if token_grid else self.map_grid
+        self.grid = token_grid_side(image_size, token_grid, strides)
         self.cond_dim = cond_dim
         widths = (3, *channels)
         self.blocks = nn.ModuleList(FiLMConvBlock(widths[i], widths[i + 1], s, cond_dim) for i, s in enumerate(strides))
@@ -103,4 +117,4 @@ class ConvEncoder(nn.Module):
         return self.norm(torch.cat([summary, cells], dim=1))
 
 
-__all__ = ["ConvEncoder", "SpatialSoftmax", "conv_grid"]
+__all__ = ["ConvEncoder", "SpatialSoftmax", "check_conv", "conv_grid", "token_grid_side"]

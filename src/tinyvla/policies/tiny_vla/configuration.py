@@ -3,16 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tinyvla.modules.conv import check_conv
 from tinyvla.policies.base import PolicyConfig
-
-
-def check_conv(image_size: int, channels: list[int]) -> None:
-    from tinyvla.modules.conv import STRIDES, conv_grid
-
-    if len(channels) != len(STRIDES) or min(channels) < 1:
-        raise ValueError(f"conv_channels needs {len(STRIDES)} positive widths, got {channels}")
-    if conv_grid(image_size) < 2:
-        raise ValueError(f"image_size {image_size} is too small for the conv encoder (>= 16 px)")
 
 
 @dataclass

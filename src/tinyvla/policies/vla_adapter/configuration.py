@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tinyvla.modules.conv import check_conv
 from tinyvla.policies.base import PolicyConfig
 
 # Qwen2.5-0.5B's shape (the paper's backbone), for random-weight benchmarks: no download needed.
@@ -80,8 +81,6 @@ class VLAAdapterConfig(PolicyConfig):
         if self.condition_layer < -1:
             raise ValueError("condition_layer is -1 (every layer) or a layer index >= 0")
         if not (self.vision_path or self.vision_config) and self.vision_encoder == "conv":
-            from tinyvla.policies.tiny_vla.configuration import check_conv
-
             check_conv(self.image_size, self.conv_channels)
             if self.conv_token_grid < 0:
                 raise ValueError("conv_token_grid must be >= 0")

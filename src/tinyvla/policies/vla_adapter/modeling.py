@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinyvla.errors import ConfigError
-from tinyvla.modules.conv import ConvEncoder, conv_grid
+from tinyvla.modules.conv import ConvEncoder, token_grid_side
 from tinyvla.modules.transformer import init_weights, masked_mean
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
@@ -178,10 +178,7 @@ class VLAAdapterPolicy(Policy):
 
     def _max_len(self) -> int:
         c = self.config
-        if c.vision_encoder == "conv":
-            grid = min(c.conv_token_grid or conv_grid(c.image_size), conv_grid(c.image_size))
-        else:
-            grid = c.image_size // c.patch_size
+        grid = token_grid_side(c.image_size, c.conv_token_grid) if c.vision_encoder == "conv" else c.image_size // c.patch_size
         vision_tokens = grid ** 2 + 1
         return 1 + vision_tokens + c.context_length + c.num_queries
 

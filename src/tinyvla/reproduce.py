@@ -218,7 +218,8 @@ def summarize(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], ti
     blank = [r for name, r in results.items() if name.startswith("blank")]
     if blank:
         report["blank_trained"] = _pooled(blank)
-    report["wall_s_generate_plus_train_first_seed"] = times.get("generate", 0) + times.get(f"train_seed{cfg.seeds[0]}", 0)
+    first_train = times.get(f"train_seed{cfg.seeds[0]}", 0)
+    report["wall_s_generate_plus_train_first_seed"] = times.get("generate", 0) + first_train
     return report
 
 

@@ -523,4 +523,5 @@ def action_chunks(actions: torch.Tensor, episode_index: torch.Tensor, steps: int
     return actions[torch.minimum(idx, last[:, None])]
 
 
-__all__ = ["LeRobotWriter", "LeRobotFrames", "load_lerobot", "read_camera", "is_lerobot_dataset", "action_chunks", "CODEBASE_VERSION"]
+__all__ = ["LeRobotWriter", "LeRobotFrames", "load_lerobot", "read_camera", "is_lerobot_dataset", "action_chunks",
+           "CODEBASE_VERSION"]

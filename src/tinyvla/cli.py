@@ -1,4 +1,4 @@
-"""`tinyvla <command>`: train, eval, serve, demo, data, bench, info, distill, ablate.
+"""`tinyvla <command>`: train, eval, serve, demo, data, bench, info, towers, distill, ablate.
 
 Config overrides are dotted flags (`--policy.vision_width 384`, `--train.lr=1e-3`, `--data.num_train 5000`);
 unknown keys are errors. User mistakes print one line on stderr and exit with status 2."""
@@ -385,6 +385,20 @@ def cmd_info(args, extra) -> int:
     return 0
 
 
+def cmd_towers(args, extra) -> int:
+    """The packaged pretrained towers and whether each is installed here."""
+    import importlib.util
+
+    from tinyvla.modules.towers import EXTRA, TOWERS
+
+    for t in TOWERS.values():
+        have = importlib.util.find_spec(t.module) is not None
+        print(f"{t.name:<20} {t.kind:<9} {'installed' if have else 'missing':<10} {t.package:<34} {t.description}")
+    print(f"use: --policy.vision_tower NAME / --policy.language_tower NAME (or a local Hugging Face directory); "
+          f"install: {EXTRA}")
+    return 0
+
+
 def cmd_distill(args, extra) -> int:
     from tinyvla.distill import distill
     from tinyvla.pipeline import build_run_config
@@ -401,7 +415,7 @@ def cmd_ablate(args, extra) -> int:
     from tinyvla.ablate import ablation_markdown, run_ablation
 
     results = run_ablation(args.grid, args.seeds, args.out, episodes=args.episodes, device=args.device,
-                           workers=args.workers, extra=parse_overrides(extra))
+                           workers=args.workers, extra=parse_overrides(extra), preset=args.preset)
     print(ablation_markdown(results))
     return 0
 
@@ -539,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--episodes", type=int, default=100)
     a.add_argument("--device", default="auto")
     a.add_argument("--workers", type=int, default=1, help="parallel runs (one process each)")
+    a.add_argument("--preset", default="tiny", help="the preset every row starts from (e.g. pretrained)")
     a.set_defaults(func=cmd_ablate)
 
     r = sub.add_parser("reproduce", help="a Meta-World result from nothing: demos, training (seeds + a blank-image "
@@ -552,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="", help="override the budget's device (cpu, cuda)")
     r.add_argument("--no-blank", action="store_true", help="skip the baseline trained on blank images")
     r.set_defaults(func=cmd_reproduce)
+
+    w = sub.add_parser("towers", help="the pretrained towers that ship in pip packages (offline), and which are installed")
+    w.set_defaults(func=cmd_towers)
 
     i = sub.add_parser("info", help="parameter counts of a preset")
     i.add_argument("--preset", default="tiny")

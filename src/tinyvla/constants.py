@@ -6,6 +6,7 @@ Shape legend used in tensor comments across the package:
 """
 
 OBS_IMAGE = "observation.image"  # float32 (b, 3, H, W) in [0, 1], or uint8 (b, 3, H, W)
+OBS_IMAGE_FEATURES = "observation.image_features"  # a frozen vision tower's pre-computed output (b, p, d)
 OBS_STATE = "observation.state"  # float32 (b, s)
 TASK = "task"  # list[str] of natural-language instructions (LeRobot calls it "task")
 TOKENS = "observation.language.tokens"  # int64 (b, l)

@@ -216,6 +216,10 @@ def new_policy(cfg: PolicyConfig, train_ds: FrameDataset) -> Policy:
     if getattr(cfg, "state_dim", 0) == -1:  # "from the data set"
         cfg.state_dim = int(train_ds.states.shape[-1]) if train_ds.states.ndim == 2 else 0
     text_dir = getattr(cfg, "lang_path", "") or (getattr(cfg, "backbone_path", "") if getattr(cfg, "backbone", "") == "hf" else "")
+    if getattr(cfg, "language_tower", ""):  # a packaged model's own tokenizer
+        from tinyvla.modules.towers import language_dir
+
+        text_dir = str(language_dir(cfg.language_tower))
     return make_policy(cfg, tokenizer=new_tokenizer(train_ds, cfg.context_length, text_dir), stats=train_ds.action_stats())
 
 

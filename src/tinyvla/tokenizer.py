@@ -54,7 +54,9 @@ class InstructionTokenizer:
     def from_pretrained_dir(cls, directory: str | Path, context_length: int) -> "InstructionTokenizer":
         """A pretrained LM's own `tokenizer.json`, with a padding token chosen from its vocabulary."""
         tok = Tokenizer.from_file(str(Path(directory) / "tokenizer.json"))
-        if not tok.padding:
+        if tok.padding:  # pad to the longest in the batch, not to a fixed length (BERT's files say 128)
+            tok.enable_padding(pad_id=tok.padding["pad_id"], pad_token=tok.padding["pad_token"])
+        else:
             for candidate in ("<|endoftext|>", "<pad>", "[PAD]", "<|padding|>", "</s>", "<eos>"):
                 pad_id = tok.token_to_id(candidate)
                 if pad_id is not None:

@@ -16,10 +16,12 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from tinyvla.checkpointing import load_trainer_state, recover_checkpoint_dir, trainer_files
-from tinyvla.constants import ACTION, OBS_IMAGE, OBS_STATE, TOKEN_MASK, TOKENS, TRAIN_STATE_NAME, WEIGHTS_NAME
+from tinyvla.constants import (ACTION, OBS_IMAGE, OBS_IMAGE_FEATURES, OBS_STATE, TOKEN_MASK, TOKENS, TRAIN_STATE_NAME,
+                               WEIGHTS_NAME)
 from tinyvla.data.dataset import FrameDataset
 from tinyvla.distributed import DistContext
 from tinyvla.errors import ConfigError
+from tinyvla.features import cached_features, frozen_vision
 from tinyvla.policies.base import Policy
 from tinyvla.progress import progress_to_terminal
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
@@ -51,6 +53,9 @@ class TrainConfig:
     augment_shift: int = 0
     # Colour jitter: per image, brightness, contrast and saturation each scaled by U(1 - s, 1 + s); 0 = off.
     augment_color: float = 0.0
+    # A frozen pretrained vision tower's features are computed once per data set (and cached on disk,
+    # $TINYVLA_CACHE_DIR or ~/.cache/tinyvla) when no augmentation or image ablation changes its input.
+    cache_features: bool = True
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -99,10 +104,14 @@ class TokenTable:
         return ids[:, :length], mask[:, :length]
 
 
-def tensor_batch(ds: FrameDataset, idx: torch.Tensor, tokens: TokenTable, device: torch.device) -> dict:
+def tensor_batch(ds: FrameDataset, idx: torch.Tensor, tokens: TokenTable, device: torch.device,
+                 features: torch.Tensor | None = None) -> dict:
     ids, mask = tokens(ds.task_index[idx].to(tokens.ids.device))
-    return {OBS_IMAGE: ds.images[idx].to(device, non_blocking=True), TOKENS: ids, TOKEN_MASK: mask,
-            OBS_STATE: ds.states[idx].to(device, non_blocking=True), ACTION: ds.actions[idx].to(device, non_blocking=True)}
+    batch = {OBS_IMAGE: ds.images[idx].to(device, non_blocking=True), TOKENS: ids, TOKEN_MASK: mask,
+             OBS_STATE: ds.states[idx].to(device, non_blocking=True), ACTION: ds.actions[idx].to(device, non_blocking=True)}
+    if features is not None:  # a frozen vision tower's output, computed once (tinyvla.features)
+        batch[OBS_IMAGE_FEATURES] = features[idx.to(features.device)].to(device, non_blocking=True)
+    return batch
 
 
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -129,14 +138,15 @@ def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generat
 
 
 @torch.no_grad()
-def offline_l2(policy: Policy, ds: FrameDataset, *, batch_size: int = 512, precision: str = "fp32") -> float:
+def offline_l2(policy: Policy, ds: FrameDataset, *, batch_size: int = 512, precision: str = "fp32",
+               features: torch.Tensor | None = None) -> float:
     """Mean L2 norm of the action error over a dataset, in the dataset's action units."""
     device = policy.device
     table = TokenTable(policy, ds, device)
     total, n = 0.0, 0
     for start in range(0, len(ds), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(ds)))
-        batch = tensor_batch(ds, idx, table, device)
+        batch = tensor_batch(ds, idx, table, device, features)
         with autocast_context(device, precision):
             pred = policy.predict_action_chunk(batch)  # (b, t, a)
         target = batch[ACTION].reshape(pred.shape[0], -1, pred.shape[-1])[:, : pred.shape[1]].float()
@@ -184,6 +194,15 @@ def train(
     opt = make_optimizer(policy, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     tokens = TokenTable(policy, train_ds, device)
+    train_features = val_features = None
+    tower = frozen_vision(policy)
+    if tower is not None and cfg.cache_features and not (cfg.augment_shift or cfg.augment_color) \
+            and policy.config.input_ablation != "blank_image":
+        show_features = cfg.progress and ctx.is_main
+        train_features = cached_features(tower, train_ds.images, device, "features (train)", show_features)
+        val_features = cached_features(tower, val_ds.images, device, "features (val)", show_features)
+        if device.type == "cuda":
+            train_features = train_features.to(device)
     if device.type == "cuda":  # keep the whole data set on the GPU: it is small
         train_ds = FrameDataset(train_ds.images.to(device), train_ds.actions.to(device), train_ds.states.to(device),
                                 train_ds.task_index.to(device), train_ds.tasks, name=train_ds.name, info=train_ds.info)
@@ -223,7 +242,7 @@ def train(
         opt.zero_grad(set_to_none=True)
         micro_batches = idx.chunk(cfg.grad_accum_steps)
         for j, micro in enumerate(micro_batches):
-            batch = tensor_batch(train_ds, micro.to(train_ds.images.device), tokens, device)
+            batch = tensor_batch(train_ds, micro.to(train_ds.images.device), tokens, device, train_features)
             gen_aug = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 64 + j)
             if cfg.augment_shift:
                 batch[OBS_IMAGE] = random_shift(batch[OBS_IMAGE].cpu(), cfg.augment_shift, gen_aug).to(device)
@@ -248,7 +267,8 @@ def train(
         if (step % cfg.eval_every == 0 or last) and not ctx.is_main:
             ctx.barrier()  # wait while rank 0 evaluates and writes checkpoints
         elif step % cfg.eval_every == 0 or last:
-            val_l2 = offline_l2(policy, val_ds, batch_size=cfg.eval_batch_size, precision=precision)
+            val_l2 = offline_l2(policy, val_ds, batch_size=cfg.eval_batch_size, precision=precision,
+                                features=val_features)
             policy.train()
             record = {"step": step, "samples": step * cfg.batch_size, "train_seconds": round(train_seconds, 3),
                       "loss": loss.item(), "val_l2": val_l2}

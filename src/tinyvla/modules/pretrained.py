@@ -21,6 +21,7 @@ def _transformers():
         import transformers
     except ImportError:
         raise ConfigError("pretrained components need transformers: pip install 'tinyvla[hf]'") from None
+    transformers.utils.logging.disable_progress_bar()  # a bar per local load is noise, not progress
     return transformers
 
 
@@ -112,6 +113,11 @@ def vision_model_from_config(config: dict[str, Any]) -> nn.Module:
     return tf.AutoModel.from_config(cfg)
 
 
+# Bidirectional encoders that transformers can also wrap in a causal-LM head: load them as encoders.
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "ernie", "roformer", "data2vec-text",
+                 "big_bird", "megatron-bert", "bert-generation")
+
+
 def language_model(path: str | Path | None = None, config: dict[str, Any] | None = None) -> nn.Module:
     """A text model's base (no head): a causal LM's decoder, or an encoder (BERT-style) via AutoModel."""
     tf = _transformers()
@@ -119,16 +125,29 @@ def language_model(path: str | Path | None = None, config: dict[str, Any] | None
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
 
     model_type = raw.get("model_type")
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in ENCODER_TYPES:
         return load_causal_lm(path=path, config=None if path else raw)
     if model_type not in MODEL_MAPPING_NAMES:
         raise ConfigError(f"language model {str(path or 'config')!r} has unsupported model_type {model_type!r}")
     if path:
         try:
-            return tf.AutoModel.from_pretrained(str(path), local_files_only=True, dtype="float32")
+            model = tf.AutoModel.from_pretrained(str(path), local_files_only=True, dtype="float32")
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"could not load a language model from {str(path)!r}: {str(e).splitlines()[0]}") from None
-    return tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **{k: v for k, v in raw.items() if k != "model_type"}))
+    else:
+        model = tf.AutoModel.from_config(tf.AutoConfig.for_model(model_type, **{k: v for k, v in raw.items()
+                                                                                if k != "model_type"}))
+    if getattr(model, "pooler", None) is not None:  # BERT's [CLS] pooler: unused here, and it would get no gradient
+        model.pooler = None
+    return model
+
+
+def is_encoder(model: nn.Module) -> bool:
+    """A bidirectional text encoder (BERT-style) rather than a causal decoder."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    model_type = model.config.model_type
+    return model_type in ENCODER_TYPES or model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def image_normalisation(path: str | Path | None) -> tuple[list[float], list[float]]:
@@ -169,11 +188,24 @@ class HFText(nn.Module):
         self.width = model.config.hidden_size
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
+        if any(p.requires_grad for p in self.parameters()) or tokens.shape[0] == 1:
+            return self.model(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
+        # Frozen: a batch holds few distinct instructions (MT10: 10), so each is encoded once.
+        rows, inverse = torch.unique(tokens, dim=0, return_inverse=True)
+        row_mask = torch.zeros_like(rows, dtype=torch.bool).index_copy_(0, inverse, mask.bool())
+        with torch.no_grad():
+            hidden = self.model(input_ids=rows, attention_mask=row_mask.long()).last_hidden_state
+        return hidden[inverse]
 
 
 def build_vision(path: str, config: dict[str, Any], load_pretrained: bool) -> tuple[HFVision, dict[str, Any]]:
-    """A vision tower from a local directory (pretrained) or from a stored config (random, then loaded)."""
+    """A vision tower from a local directory (pretrained) or from a stored config (random, then loaded).
+
+    The stored config keeps the tower's image mean/std (`tinyvla_image_mean/std`), so that a checkpoint
+    normalises images as in training even where the original directory is gone."""
+    config = dict(config)
+    stored_norm = config.pop("tinyvla_image_mean", None), config.pop("tinyvla_image_std", None)
+    input_size = config.pop("tinyvla_input_size", None)  # resize to this instead of the config's image_size
     if path and load_pretrained:
         model = load_vision_model(path)
     elif config:
@@ -182,5 +214,12 @@ def build_vision(path: str, config: dict[str, Any], load_pretrained: bool) -> tu
             model = model.vision_model
     else:
         raise ConfigError(f"vision model directory {path!r} is needed")
-    mean, std = image_normalisation(path if path and Path(path).is_dir() else None)
-    return HFVision(model, mean, std), config_dict(model)
+    if stored_norm[0] is not None and not (path and load_pretrained):
+        mean, std = list(stored_norm[0]), list(stored_norm[1])
+    else:
+        mean, std = image_normalisation(path if path and Path(path).is_dir() else None)
+    vision = HFVision(model, mean, std)
+    stored = {**config_dict(model), "tinyvla_image_mean": mean, "tinyvla_image_std": std}
+    if input_size:
+        vision.size = stored["tinyvla_input_size"] = int(input_size)
+    return vision, stored

@@ -27,6 +27,7 @@ from tinyvla.constants import (
     CHECKPOINT_FORMAT_VERSION,
     CONFIG_NAME,
     OBS_IMAGE,
+    OBS_IMAGE_FEATURES,
     STATS_NAME,
     TASK,
     TOKEN_MASK,
@@ -165,7 +166,9 @@ class Policy(nn.Module):
         return self.action_mean.device
 
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Validate a batch and return (images, tokens, mask, normalised state or None) on the policy's device."""
+        """Validate a batch and return (images, tokens, mask, normalised state or None) on the policy's device.
+
+        With OBS_IMAGE_FEATURES in the batch, "images" are a frozen vision tower's features (b, p, d)."""
         cfg = self.config
         if OBS_IMAGE not in batch:
             raise DataError(f"batch lacks {OBS_IMAGE!r}")
@@ -183,6 +186,8 @@ class Policy(nn.Module):
             raise DataError(f"{OBS_IMAGE} must be uint8 or float in [0, 1], got {images.dtype}")
         if not torch.isfinite(images).all():
             raise DataError(f"{OBS_IMAGE} contains NaN or inf")
+        if OBS_IMAGE_FEATURES in batch:  # training with a frozen tower: its output stands in for the images
+            images = batch[OBS_IMAGE_FEATURES].to(self.device, torch.float32)
         if TOKENS in batch:
             tokens, mask = batch[TOKENS], batch[TOKEN_MASK]
         elif TASK in batch:
@@ -274,6 +279,17 @@ class Policy(nn.Module):
             chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]  # (b, t, a)
             self._queue.extend(chunk.transpose(0, 1))
         return self._queue.popleft()
+
+    def train(self, mode: bool = True) -> "Policy":
+        """As nn.Module.train, but frozen pretrained towers stay in eval mode (their dropout off, their
+        batch-norm statistics the pretrained ones)."""
+        super().train(mode)
+        from tinyvla.modules.towers import is_frozen
+
+        for module in self.modules():
+            if module is not self and is_frozen(module):
+                module.eval()
+        return self
 
     def reset(self) -> None:
         self._queue.clear()

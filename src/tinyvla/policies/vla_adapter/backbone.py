@@ -47,19 +47,26 @@ class ScratchBackbone(nn.Module):
 
 
 class HFBackbone(nn.Module):
-    """A Hugging Face decoder's base model (e.g. `Qwen2Model`) read through `inputs_embeds`."""
+    """A Hugging Face decoder's base model (e.g. `Qwen2Model`) or a BERT-style encoder, read through
+    `inputs_embeds`."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
+        from tinyvla.modules.pretrained import is_encoder
+
         self.model = model
         self.width = model.config.hidden_size
         self.num_layers = model.config.num_hidden_layers
+        self.encoder = is_encoder(model)  # BERT-style: bidirectional, reads a 2D padding mask
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids)
 
     def forward(self, embeds: torch.Tensor, key_mask: torch.Tensor, causal: bool) -> list[torch.Tensor]:
         n = embeds.shape[1]
+        if self.encoder:  # position (and token-type) embeddings are added by the model itself
+            out = self.model(inputs_embeds=embeds, attention_mask=key_mask.long(), output_hidden_states=True)
+            return list(out.hidden_states[1:])
         allowed = key_mask[:, None, None, :].expand(-1, 1, n, n)  # (b, 1, n, n)
         if causal:
             allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=embeds.device).tril()

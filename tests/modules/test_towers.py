@@ -195,3 +195,17 @@ def test_dinov2_matches_the_packaged_onnx_graph_and_its_features_mean_something(
         cls = vision(torch.cat([img, img.flip(-1), torch.rand_like(img)]))[:, 0]
     cls = torch.nn.functional.normalize(cls, dim=-1)
     assert (cls[0] @ cls[1]).item() > (cls[0] @ cls[2]).item() + 0.2
+
+
+@needs_minilm
+def test_lora_on_a_packaged_language_tower(toy_splits):
+    from tinyvla.lora import LoRAConfig, apply_lora
+    from tinyvla.pipeline import build_run_config, new_policy
+
+    run = build_run_config("tinyvla", "tiny", {**TINY_OVERRIDES, "policy.language_tower": "minilm-l6"})
+    policy = new_policy(run.policy, toy_splits[0])
+    trainable = apply_lora(policy, LoRAConfig(rank=4, scope="language", targets=["query", "value"],
+                                              trainable=["fusion", "head"]))
+    names = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert any("language." in n and "lora_" in n for n in names) and trainable < policy.num_parameters() // 4
+    assert not any(n.startswith("language.") and "lora_" not in n for n in names)

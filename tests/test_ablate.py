@@ -50,3 +50,10 @@ def test_single_layer_rows_name_the_layer_by_role():
     n = _backbone_layers(build_run_config("vla_adapter", "tiny").policy)  # scratch: 4 layers
     assert (n, LAYER_ROLES["last"](n), LAYER_ROLES["middle"](n)) == (4, 3, 1)  # the indices the grid used before
     assert LAYER_ROLES["middle"](6) == 2 and LAYER_ROLES["last"](6) == 5  # MiniLM-L6
+
+
+def test_a_grid_can_run_some_of_its_rows(tmp_path):
+    results = run_ablation("fusion_head", [0], tmp_path, episodes=1, extra=TINY, row_numbers=[4, 1])
+    assert [r["config"] for r in results["rows"]] == ["pool+add + MLP", "cross-attention + MLP"]
+    with pytest.raises(ConfigError, match=r"has rows 1..6: 1. pool\+add \+ MLP"):
+        run_ablation("fusion_head", [0], tmp_path, row_numbers=[7])

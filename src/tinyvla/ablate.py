@@ -99,16 +99,24 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
 
 
 def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int = 100, device: str = "auto",
-                 workers: int = 1, extra: dict | None = None, preset: str = "tiny") -> dict:
+                 workers: int = 1, extra: dict | None = None, preset: str = "tiny", row_numbers: list[int] | None = None) -> dict:
+    """`row_numbers`: run only these rows of the grid (1-based, in the grid's order), e.g. when a budget is short."""
     if grid not in GRIDS:
         raise ConfigError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
+    table = GRIDS[grid]
+    if row_numbers:
+        bad = [r for r in row_numbers if not 1 <= r <= len(table)]
+        if bad:
+            raise ConfigError(f"grid {grid!r} has rows 1..{len(table)}: " + "; ".join(
+                f"{i}. {label}" for i, (label, _) in enumerate(table, 1)))
+        table = [table[r - 1] for r in sorted(set(row_numbers))]
     if len(seeds) < 1:
         raise ConfigError("give at least one seed")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # The preset is part of every run's identity (a resumed grid only reuses runs of the same preset).
     extra = {**(extra or {}), **({"preset": preset} if preset != "tiny" else {})}
-    jobs = [(label, {**ov, **extra}, seed) for label, ov in GRIDS[grid] for seed in seeds]
+    jobs = [(label, {**ov, **extra}, seed) for label, ov in table for seed in seeds]
     policy_type = GRID_POLICY[grid]
     # Every finished run is appended to runs.jsonl at once, so a crash or Ctrl-C loses at most the runs in
     # flight; running the same command again skips the runs already there (same label, seed, overrides).
@@ -153,7 +161,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
             for future in as_completed(futures):
                 record(future.result(), futures[future])
     rows = []
-    for label, _ in GRIDS[grid]:
+    for label, _ in table:
         mine = sorted((r for r in runs if r["config"] == label), key=lambda r: r["seed"])
         row = {"config": label, "seeds": [r["seed"] for r in mine], "params": mine[0]["params"]}
         for key in ("val_l2", "success_rate", "train_seconds", "tanh_g_raw", "tanh_g_aq", "mass_raw"):

@@ -415,7 +415,8 @@ def cmd_ablate(args, extra) -> int:
     from tinyvla.ablate import ablation_markdown, run_ablation
 
     results = run_ablation(args.grid, args.seeds, args.out, episodes=args.episodes, device=args.device,
-                           workers=args.workers, extra=parse_overrides(extra), preset=args.preset)
+                           workers=args.workers, extra=parse_overrides(extra), preset=args.preset,
+                           row_numbers=args.rows)
     print(ablation_markdown(results))
     return 0
 
@@ -554,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="auto")
     a.add_argument("--workers", type=int, default=1, help="parallel runs (one process each)")
     a.add_argument("--preset", default="tiny", help="the preset every row starts from (e.g. pretrained)")
+    a.add_argument("--rows", type=int, nargs="+", default=None, help="run only these rows (1-based)")
     a.set_defaults(func=cmd_ablate)
 
     r = sub.add_parser("reproduce", help="a Meta-World result from nothing: demos, training (seeds + a blank-image "

@@ -37,7 +37,11 @@ def frozen_vision(policy: nn.Module) -> nn.Module | None:
 def _fingerprint(tower: nn.Module, images: torch.Tensor) -> str:
     h = hashlib.sha1()
     h.update(type(tower).__name__.encode())
-    for name, t in sorted(tower.state_dict().items()):
+    # What the tower does to an image besides its weights: input size, normalisation (non-persistent buffers).
+    settings = {k: v for k, v in vars(tower).items() if isinstance(v, (int, float, str, bool)) and not k.startswith("_")}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    tensors = {**dict(tower.named_parameters()), **dict(tower.named_buffers())}
+    for name, t in sorted(tensors.items()):
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     h.update(json.dumps(list(images.shape)).encode())

@@ -209,3 +209,18 @@ def test_lora_on_a_packaged_language_tower(toy_splits):
     names = [n for n, p in policy.named_parameters() if p.requires_grad]
     assert any("language." in n and "lora_" in n for n in names) and trainable < policy.num_parameters() // 4
     assert not any(n.startswith("language.") and "lora_" not in n for n in names)
+
+
+@needs_effnet
+def test_the_feature_cache_key_follows_the_towers_input_size(tmp_path, monkeypatch):
+    from tinyvla.features import _fingerprint
+    from tinyvla.modules.towers import EfficientNetVision
+
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    torch.manual_seed(0)
+    a = EfficientNetVision(size=0)
+    b = EfficientNetVision(size=0)
+    b.load_state_dict(a.state_dict())
+    assert _fingerprint(a, images) == _fingerprint(b, images)
+    b.size = 128  # same weights, other input size: other features
+    assert _fingerprint(a, images) != _fingerprint(b, images)

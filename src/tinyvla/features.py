@@ -26,10 +26,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("TINYVLA_CACHE_DIR") or Path.home() / ".cache" / "tinyvla") / "features"
 
 
-def frozen_vision(policy: nn.Module) -> nn.Module | None:
-    """The policy's vision tower when its output depends on the image alone and never changes."""
+def cacheable_vision(policy: nn.Module, augmenting: bool) -> nn.Module | None:
+    """The policy's vision tower when its output depends on the image alone and never changes, and the
+    images it sees are the data set's own (no augmentation, no blank-image ablation); else None."""
     vision = getattr(policy, "vision", None)
     if vision is None or not is_frozen(vision) or getattr(vision, "cond_dim", 0):  # FiLM reads the instruction
+        return None
+    if augmenting or getattr(policy.config, "input_ablation", "none") == "blank_image":
         return None
     return vision
 

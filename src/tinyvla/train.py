@@ -21,7 +21,7 @@ from tinyvla.constants import (ACTION, OBS_IMAGE, OBS_IMAGE_FEATURES, OBS_STATE,
 from tinyvla.data.dataset import FrameDataset
 from tinyvla.distributed import DistContext
 from tinyvla.errors import ConfigError
-from tinyvla.features import cached_features, frozen_vision
+from tinyvla.features import cacheable_vision, cached_features
 from tinyvla.policies.base import Policy
 from tinyvla.progress import progress_to_terminal
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
@@ -195,9 +195,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     tokens = TokenTable(policy, train_ds, device)
     train_features = val_features = None
-    tower = frozen_vision(policy)
-    if tower is not None and cfg.cache_features and not (cfg.augment_shift or cfg.augment_color) \
-            and policy.config.input_ablation != "blank_image":
+    tower = cacheable_vision(policy, augmenting=bool(cfg.augment_shift or cfg.augment_color))
+    if tower is not None and cfg.cache_features:
         show_features = cfg.progress and ctx.is_main
         train_features = cached_features(tower, train_ds.images, device, "features (train)", show_features)
         val_features = cached_features(tower, val_ds.images, device, "features (val)", show_features)

@@ -218,6 +218,13 @@ def build_vision(path: str, config: dict[str, Any], load_pretrained: bool) -> tu
         mean, std = list(stored_norm[0]), list(stored_norm[1])
     else:
         mean, std = image_normalisation(path if path and Path(path).is_dir() else None)
+    return wrap_vision(model, mean, std, input_size)
+
+
+def wrap_vision(model: nn.Module, mean: list[float], std: list[float],
+                input_size: int | None = None) -> tuple[HFVision, dict[str, Any]]:
+    """-> the tower module and the config a checkpoint stores to rebuild it (architecture, mean/std and,
+    when it differs from the architecture's image_size, the size images are resized to)."""
     vision = HFVision(model, mean, std)
     stored = {**config_dict(model), "tinyvla_image_mean": mean, "tinyvla_image_std": std}
     if input_size:

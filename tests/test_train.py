@@ -1,7 +1,7 @@
 import json
 
 
-from tinyvla.evaluate import random_offline_l2
+from tinyvla.eval.toy import random_offline_l2
 from tinyvla.pipeline import run_training
 from tinyvla.train import lr_lambda, TrainConfig
 

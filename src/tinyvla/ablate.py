@@ -79,7 +79,7 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
              policy_type: str = "tinyvla", preset: str = "tiny") -> dict:
     import torch
 
-    from tinyvla.evaluate import closed_loop
+    from tinyvla.eval.toy import closed_loop
     from tinyvla.pipeline import build_run_config, run_training
 
     if threads:

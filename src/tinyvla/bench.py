@@ -8,7 +8,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tinyvla.errors import TinyVLAError
+from tinyvla.errors import ConfigError, TinyVLAError
 from tinyvla.policies.base import Policy
 from tinyvla.train import TokenTable, TrainConfig, make_optimizer, tensor_batch
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision
@@ -176,3 +176,70 @@ def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 20
         "params_policy": counts["policy"], "params_backbone": counts["backbone"], "params_total": policy.num_parameters(),
         "device": str(device), "threads": torch.get_num_threads(), "tolerance": tolerance, "modes": results,
     }
+
+
+# ---- what `tinyvla bench train|infer` and `tinyvla reproduce speed` run ------------------------------
+def parse_modes(mode: str, device: torch.device) -> list[str]:
+    """"all" or a comma list -> the modes to time (eager first, as the parity reference). An unknown mode
+    is a user error; ONNX modes are dropped off the CPU (ONNX Runtime runs there only)."""
+    modes = list(INFER_MODES) if mode == "all" else [m.strip() for m in mode.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in INFER_MODES]
+    if unknown or not modes:
+        raise ConfigError(f"unknown inference mode {', '.join(unknown) or repr(mode)}; choose all or a comma list "
+                          f"of {', '.join(INFER_MODES)}")
+    if device.type != "cpu":
+        modes = [m for m in modes if not m.startswith("onnx")] or ["eager"]
+    return modes if "eager" in modes else ["eager", *modes]
+
+
+def infer_benchmark(*, preset: str = "tiny", policy_type: str = "tinyvla", overrides: dict | None = None,
+                    checkpoint: str = "", device: str = "auto", mode: str = "all", calls: int = 200,
+                    batch_size: int = 64, tolerance: float = 1e-2) -> dict:
+    """Inference speed of a checkpoint, or of a preset with random weights (speed does not depend on values)."""
+    from tinyvla.pipeline import build_run_config, new_policy, placeholder_dataset
+
+    dev = resolve_device(device)
+    modes = parse_modes(mode, dev)
+    if checkpoint:
+        if overrides:
+            raise ConfigError("config overrides do not apply to a saved --checkpoint")
+        policy = Policy.from_pretrained(checkpoint, device=dev)
+        source = checkpoint
+        run = None
+    else:
+        run = build_run_config(policy_type, preset, dict(overrides or {}))
+        torch.manual_seed(0)
+        source = f"preset {preset} (random weights)"
+    if run is not None:
+        data = placeholder_dataset(run.policy, 256)  # the toy task where its shapes fit the preset
+        policy = new_policy(run.policy, data).to(dev)
+    else:
+        data = placeholder_dataset(policy.config, 256)
+
+    def make_batch(n):
+        return data.batch(torch.arange(n) % len(data))
+
+    result = {"policy": policy.name, "source": source,
+              **bench_infer(policy, make_batch, modes=modes, calls=calls, throughput_batch=batch_size or 64,
+                            tolerance=tolerance)}
+    if policy.name == "vla_adapter":
+        counts = policy.parameter_counts()
+        from tinyvla.policies.vla_adapter.modeling import paper_comparison
+
+        result["params_adapter"], result["params_vision"] = counts["adapter"], counts["vision"]
+        result["paper_comparison"] = paper_comparison(policy)
+    return result
+
+
+def train_benchmark(*, preset: str = "tiny", policy_type: str = "tinyvla", overrides: dict | None = None,
+                    batch_size: int = 0, seconds: float = 30.0, device: str = "auto", precision: str = "auto") -> dict:
+    """Training throughput of a preset on toy data for `seconds` (samples/s, MFU, memory)."""
+    from tinyvla.data.toy import generate_toy_dataset
+    from tinyvla.pipeline import build_run_config, new_policy
+
+    data = generate_toy_dataset(2048, 0)
+    run = build_run_config(policy_type, preset, dict(overrides or {}))
+    policy = new_policy(run.policy, data)
+    result = bench_train(policy, data, batch_size=batch_size or run.train.batch_size, seconds=seconds,
+                         device_name=device, precision=precision)
+    return {"preset": preset, "policy": run.policy.type, **result}

@@ -1,4 +1,4 @@
-"""`tinyvla <command>`: train, eval, serve, demo, data, bench, info, towers, distill, ablate.
+"""`tinyvla <command>`: train, eval, serve, demo, data, bench, info, towers, distill, ablate, report.
 
 Config overrides are dotted flags (`--policy.vision_width 384`, `--train.lr=1e-3`, `--data.num_train 5000`);
 unknown keys are errors. User mistakes print one line on stderr and exit with status 2."""
@@ -67,137 +67,43 @@ def cmd_train(args, extra) -> int:
 
 
 def cmd_eval(args, extra) -> int:
-    from tinyvla.data.dataset import FrameDataset
-    from tinyvla.data.toy import generate_toy_dataset
-    from tinyvla.evaluate import closed_loop, offline_l2
-    from tinyvla.policies.base import Policy
-    from tinyvla.utils import resolve_device, resolve_precision
-
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    token = args.token or os.environ.get("TINYVLA_SERVE_TOKEN", "")
     if args.env == "metaworld":
-        return _eval_metaworld(args)
+        from tinyvla.eval.metaworld import MetaWorldEvalConfig, run_metaworld_eval, summary_lines
+
+        if args.mode != "eager":
+            raise ConfigError("--env metaworld evaluates in eager mode")
+        cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
+                                  camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
+                                  blind=not args.no_blind, workers=args.workers, envs_per_worker=args.envs_per_worker,
+                                  videos=args.videos)
+        report, out = run_metaworld_eval(cfg, checkpoint=args.checkpoint, server=args.server, token=token,
+                                         transport=args.transport, device=args.device, precision=args.precision,
+                                         temporal_ensemble=args.temporal_ensemble,
+                                         temporal_ensemble_coef=args.temporal_ensemble_coef, dataset=args.dataset,
+                                         out=args.out)
+        _write_json(args.json, report)
+        print("\n".join(summary_lines(report, out)))
+        return 0
+
+    from tinyvla.eval.toy import evaluate_checkpoint, evaluate_server
+
     if args.server:
-        return _eval_remote(args)
-    if not args.checkpoint:
-        raise ConfigError("give --checkpoint DIR (or --server URL to evaluate a served policy)")
-    device = resolve_device(args.device)
-    policy = Policy.from_pretrained(args.checkpoint, device=device)
-    precision = resolve_precision(args.precision, device)
-    if args.mode != "eager":
-        from tinyvla.bench import make_runner
-
-        if device.type != "cpu":
-            raise ConfigError(f"--mode {args.mode} runs on the CPU; use --device cpu")
-        policy, precision = make_runner(policy, args.mode), "fp32"
-    val = FrameDataset.load(args.dataset) if args.dataset else generate_toy_dataset(args.num_val, args.seed + 1)
-    l2 = offline_l2(policy, val, precision=precision)
-    cl = closed_loop(policy, args.episodes, seed=10_000 + args.seed, precision=precision, progress=True)
-    lo, hi = cl.confidence_interval()
-    report = {"checkpoint": str(args.checkpoint), "policy": policy.name, "mode": args.mode, "val_l2": l2, "val_frames": len(val),
-              "episodes": cl.episodes, "success_rate": cl.success_rate, "success_ci95": [lo, hi],
-              "mean_episode_steps": cl.mean_steps, "device": str(device)}
-    print(f"val L2 {l2:.4f} over {len(val)} frames; closed-loop success {cl.success_rate:.1%} "
-          f"(95% CI {lo:.1%}-{hi:.1%}) over {cl.episodes} episodes")
-    _write_json(args.json, report)
-    return 0
-
-
-def _eval_metaworld(args) -> int:
-    """Closed-loop success on Meta-World tasks: per task, mean, CI; JSON + markdown + bar chart + GIFs."""
-    from tinyvla.evaluate_metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
-    from tinyvla.utils import resolve_device, resolve_precision
-
-    if args.mode != "eager":
-        raise ConfigError("--env metaworld evaluates in eager mode")
-    if args.server:
-        from tinyvla.serving.client import PolicyClient
-
-        policy = PolicyClient(args.server, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN"),
-                              transport=args.transport)
-        device, precision, name = "server", "fp32", args.server
-    elif args.checkpoint:
-        from tinyvla.policies.base import Policy
-
-        device = resolve_device(args.device)
-        policy = Policy.from_pretrained(args.checkpoint, device=device)
-        if args.temporal_ensemble is not None:  # try ensembling (or not) on a trained checkpoint
-            policy.config.temporal_ensemble = args.temporal_ensemble == "on"
-        if args.temporal_ensemble_coef is not None:
-            if args.temporal_ensemble_coef < 0:
-                raise ConfigError("--temporal-ensemble-coef must be >= 0")
-            policy.config.temporal_ensemble_coef = args.temporal_ensemble_coef
-        precision, name = resolve_precision(args.precision, device), args.checkpoint
+        if args.mode != "eager":
+            raise ConfigError("--mode applies to a local checkpoint; --server evaluates the served policy as it runs")
+        report = evaluate_server(args.server, checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed,
+                                 token=token, transport=args.transport, out=args.out or None)
+        via = f"{report['policy']} via {args.server}: "
     else:
-        raise ConfigError("give --checkpoint DIR (or --server URL)")
-    if args.dataset:  # the data the checkpoint is meant for must have been rendered the way it was trained
-        from tinyvla.data.lerobot import read_camera
-        from tinyvla.pipeline import check_same_camera, dataset_camera
-
-        if not Path(args.dataset).is_dir():
-            raise ConfigError(f"--dataset {args.dataset} is not a directory")
-        recorded = dataset_camera(read_camera(Path(args.dataset)))
-        check_same_camera(getattr(policy.config, "camera", None) or {}, recorded, f"--dataset {args.dataset}")
-    out = args.out or (str(Path(args.checkpoint).parent / "eval_metaworld") if args.checkpoint else "runs/eval_metaworld")
-    cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
-                              camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
-                              blind=not args.no_blind, workers=args.workers, envs_per_worker=args.envs_per_worker,
-                              videos=args.videos, precision=precision)
-    try:
-        result = evaluate_metaworld(policy, cfg, out_dir=out)
-    finally:
-        if hasattr(policy, "close"):
-            policy.close()
-    report = {"checkpoint": name, "episodes_per_task": args.episodes, "max_steps": args.max_steps, "seed": args.seed,
-              "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
-              "device": str(device), **result.to_dict()}  # to_dict's "camera": the settings rendered with
-    write_report(report, out)
-    _write_json(args.json, report)
-    blind = result.blind is not None
-    for task, r in report["tasks"].items():
-        print(f"  {task:28s} {r['success_rate']:6.1%}  ({r['successes']}/{r['episodes']})"
-              + (f"  blind {r['blind_success']:6.1%}" if blind else ""))
-    o = report["overall"]
-    print(f"mean success {report['mean_success_rate']:.1%} over {len(report['tasks'])} task(s) (95% CI "
-          f"{o['success_ci95'][0]:.1%}-{o['success_ci95'][1]:.1%}); {report['env_steps_per_s']:.0f} env steps/s; "
-          f"results in {out}")
-    if blind:
-        print(f"blind control (another scene's camera): {o['blind_success']:.1%}; vision dependence "
-              f"{o['vision_dependence']:+.1f} points")
-    return 0
-
-
-def _eval_remote(args) -> int:
-    """Closed-loop evaluation through `tinyvla serve`: the same episodes, actions from the server."""
-    from tinyvla.evaluate import closed_loop
-    from tinyvla.serving.client import PolicyClient
-
-    if args.mode != "eager":
-        raise ConfigError("--mode applies to a local checkpoint; --server evaluates the served policy as it runs")
-    expected = {}
-    if args.checkpoint:  # offline L2 is skipped: only check that the server serves this checkpoint's policy
-        try:
-            expected = json.loads((Path(args.checkpoint) / "config.json").read_text())
-            expected = {"policy": expected["type"], "action_dim": expected["config"]["action_dim"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ConfigError(f"--checkpoint {args.checkpoint}: no readable config.json") from None
-    client = PolicyClient(args.server, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN"),
-                          transport=args.transport)
-    meta = client.metadata() if expected else {}
-    served = {k: meta.get(k) for k in expected}
-    if served != expected:
-        client.close()
-        raise ConfigError(f"{args.server} serves {served}, not the policy in {args.checkpoint} ({expected})")
-    try:
-        cl = closed_loop(client, args.episodes, seed=10_000 + args.seed, progress=True)
-    finally:
-        client.close()
-    lo, hi = cl.confidence_interval()
-    report = {"server": args.server, "checkpoint": str(args.checkpoint), "policy": client.name,
-              "transport": args.transport, "episodes": cl.episodes,
-              "success_rate": cl.success_rate, "success_ci95": [lo, hi], "mean_episode_steps": cl.mean_steps}
-    print(f"{client.name} via {args.server}: closed-loop success {cl.success_rate:.1%} (95% CI {lo:.1%}-{hi:.1%}) "
-          f"over {cl.episodes} episodes")
+        report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, num_val=args.num_val,
+                                     episodes=args.episodes, seed=args.seed, device=args.device,
+                                     precision=args.precision, mode=args.mode, out=args.out or None)
+        via = f"val L2 {report['val_l2']:.4f} over {report['val_frames']} frames; "
+    lo, hi = report["success_ci95"]
+    print(f"{via}closed-loop success {report['success_rate']:.1%} (95% CI {lo:.1%}-{hi:.1%}) "
+          f"over {report['episodes']} episodes" + (f"; results in {args.out}" if args.out else ""))
     _write_json(args.json, report)
     return 0
 
@@ -219,10 +125,7 @@ def cmd_serve(args, extra) -> int:
 
 
 def _bench_serve(args) -> dict:
-    from tinyvla.policies.base import Policy
-    from tinyvla.serving.bench import bench_serve
-    from tinyvla.serving.server import PolicyServer, ServeConfig
-    from tinyvla.utils import resolve_device
+    from tinyvla.serving.bench import bench_serve, bench_serve_checkpoint
 
     if args.clients < 1 or args.requests < 1:
         raise ConfigError("--clients and --requests must be >= 1")
@@ -231,11 +134,8 @@ def _bench_serve(args) -> dict:
         return bench_serve(args.url, clients=args.clients, requests=args.requests, token=token, transport=args.transport)
     if not args.checkpoint:
         raise ConfigError("bench serve needs --checkpoint DIR (served in-process) or --url of a running server")
-    policy = Policy.from_pretrained(args.checkpoint, device=resolve_device(args.device))
-    cfg = ServeConfig(port=0, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
-    with PolicyServer(policy, cfg).start_background() as server:
-        result = bench_serve(server.url, clients=args.clients, requests=args.requests, transport=args.transport)
-    return {**result, "device": str(policy.device), "max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms}
+    return bench_serve_checkpoint(args.checkpoint, clients=args.clients, requests=args.requests, device=args.device,
+                                  max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, transport=args.transport)
 
 
 def cmd_demo(args, extra) -> int:
@@ -281,11 +181,7 @@ def _data_metaworld(args, out: Path) -> int:
 def cmd_bench(args, extra) -> int:
     import torch
 
-    from tinyvla.bench import INFER_MODES, bench_infer, bench_train
-    from tinyvla.data.toy import generate_toy_dataset
-    from tinyvla.pipeline import build_run_config, new_policy, placeholder_dataset
-    from tinyvla.policies.base import Policy
-    from tinyvla.utils import resolve_device
+    from tinyvla.bench import infer_benchmark, train_benchmark
 
     overrides = parse_overrides(extra)
     if args.threads:
@@ -309,61 +205,45 @@ def cmd_bench(args, extra) -> int:
               f"{result['requests_per_s']} req/s, {result['errors']} errors, mean batch {result['mean_batch_size']}")
         _write_json(args.json, result)
         return 0
-    data = generate_toy_dataset(2048, 0)
     if args.what == "train":
-        run = build_run_config(_policy_type(overrides), args.preset, overrides)
-        policy = new_policy(run.policy, data)
-        result = bench_train(policy, data, batch_size=args.batch_size or run.train.batch_size, seconds=args.seconds,
-                             device_name=args.device, precision=args.precision)
-        result = {"preset": args.preset, "policy": run.policy.type, **result}
+        result = train_benchmark(preset=args.preset, policy_type=_policy_type(overrides), overrides=overrides,
+                                 batch_size=args.batch_size, seconds=args.seconds, device=args.device,
+                                 precision=args.precision)
     else:
-        device = resolve_device(args.device)
-        if args.checkpoint:
-            if overrides:
-                raise ConfigError("config overrides do not apply to a saved --checkpoint")
-            policy = Policy.from_pretrained(args.checkpoint, device=device)
-            source = args.checkpoint
-        else:  # random weights at the preset's shape: speed does not depend on the values
-            run = build_run_config(_policy_type(overrides), args.preset, overrides)
-            data = placeholder_dataset(run.policy, 256)  # the toy task where its shapes fit the preset
-            torch.manual_seed(0)
-            policy = new_policy(run.policy, data).to(device)
-            source = f"preset {args.preset} (random weights)"
-        modes = list(INFER_MODES) if args.mode == "all" else args.mode.split(",")
-        if device.type != "cpu":
-            modes = [m for m in modes if not m.startswith("onnx")] or ["eager"]
-        if "eager" not in modes:
-            modes.insert(0, "eager")
-
-        def make_batch(n):
-            return data.batch(torch.arange(n) % len(data))
-
-        result = {"policy": policy.name, "source": source,
-                  **bench_infer(policy, make_batch, modes=modes, calls=args.calls, throughput_batch=args.batch_size or 64,
-                                tolerance=args.tolerance)}
-        if policy.name == "vla_adapter":
-            from tinyvla.policies.vla_adapter.modeling import paper_comparison
-
-            result["params_adapter"] = policy.parameter_counts()["adapter"]
-            result["params_vision"] = policy.parameter_counts()["vision"]
-            print(paper_comparison(policy))
+        result = infer_benchmark(preset=args.preset, policy_type=_policy_type(overrides), overrides=overrides,
+                                 checkpoint=args.checkpoint, device=args.device, mode=args.mode, calls=args.calls,
+                                 batch_size=args.batch_size or 64, tolerance=args.tolerance)
     print(json.dumps(result, indent=2))
     _write_json(args.json, result)
     return 0
 
 
 def cmd_reproduce(args, extra) -> int:
-    from tinyvla.reproduce import ReproduceConfig, reproduce
+    from tinyvla.reproduce import BENCHMARKS, RECIPES, ReproduceConfig, list_recipes, reproduce, reproduce_result
 
+    if args.list:
+        print(list_recipes())
+        return 0
+    if not args.name:
+        raise ConfigError(f"name a result to reproduce ({', '.join(RECIPES)}); --list says what each costs")
     overrides = parse_overrides(extra)
+    if args.name not in BENCHMARKS:
+        if overrides:
+            raise ConfigError(f"config overrides apply to the Meta-World recipes only, not to {args.name}")
+        out = args.out or f"runs/reproduce_{args.name}_{args.budget}"
+        r = reproduce_result(args.name, out, budget=args.budget, seeds=args.seeds, workers=args.workers,
+                             device=args.device)
+        print(r["table"])
+        print(f"table in {out}/table.md (+ table.json)")
+        return 0
     policy_type = _policy_type(overrides)
-    cfg = ReproduceConfig(benchmark=args.benchmark, budget=args.budget, seeds=args.seeds, policy_type=policy_type,
+    cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds or [0], policy_type=policy_type,
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
                           device=args.device, overrides=overrides)
-    out = args.out or f"runs/reproduce_{args.benchmark}_{args.budget}_{policy_type}"
+    out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
     r = reproduce(cfg, out)
     s = r["success"]
-    print(f"{args.benchmark.upper()} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}, "
+    print(f"{args.name.upper()} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}, "
           f"{len(cfg.seeds)} seed(s)); blind control {r['blind_success']:.1%}, vision dependence "
           f"{r['vision_dependence']:+.1f} points; report in {out}/report.md")
     return 0
@@ -421,6 +301,15 @@ def cmd_ablate(args, extra) -> int:
     return 0
 
 
+def cmd_report(args, extra) -> int:
+    from tinyvla.report import write_report
+
+    if extra:
+        raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
+    print(f"wrote {write_report(args.run_dir, args.out or None)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyvla", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -468,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core)")
     e.add_argument("--envs-per-worker", type=int, default=8, help="metaworld: envs stepped by each process")
     e.add_argument("--videos", type=int, default=1, help="metaworld: episodes per task saved as GIF")
-    e.add_argument("--out", default="", help="metaworld: directory for results.json/.md, success.png, videos/")
+    e.add_argument("--out", default="", help="directory for results.json/.md (metaworld: also success.png, videos/; "
+                   "default there: <checkpoint>/../eval_metaworld)")
     e.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("demo", help="the toy task end to end: TinyVLA + baselines, table and plot")
@@ -558,17 +448,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--rows", type=int, nargs="+", default=None, help="run only these rows (1-based)")
     a.set_defaults(func=cmd_ablate)
 
-    r = sub.add_parser("reproduce", help="a Meta-World result from nothing: demos, training (seeds + a blank-image "
-                       "baseline), evaluation with the blind control, report folder")
-    r.add_argument("benchmark", choices=["mt10", "mt50"])
-    r.add_argument("--budget", default="cpu", help="cpu (2-core CPU, ~1 h per seed) | gpu | smoke (seconds)")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0])
-    r.add_argument("--out", default="", help="report folder (default runs/reproduce_<benchmark>_<budget>_<policy>)")
+    r = sub.add_parser("reproduce", help="a table of the docs from nothing, in one command (--list: which, and "
+                       "their cost); resumable")
+    r.add_argument("name", nargs="?", default="", help="toy | fusion_head | vla_gate | vla_conditions | towers | "
+                   "speed | serve | mt10 | mt50")
+    r.add_argument("--list", action="store_true", help="list the results and what each costs on a 2-core CPU")
+    r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | gpu | smoke (seconds, to check an install)")
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the docs' seeds for that result")
+    r.add_argument("--out", default="", help="output folder (default runs/reproduce_<name>_<budget>[_<policy>])")
     r.add_argument("--workers", type=int, default=2, help="env processes for generation and evaluation")
     r.add_argument("--threads", type=int, default=0, help="torch threads for training (0 = torch's default)")
     r.add_argument("--device", default="", help="override the budget's device (cpu, cuda)")
     r.add_argument("--no-blank", action="store_true", help="skip the baseline trained on blank images")
     r.set_defaults(func=cmd_reproduce)
+
+    h = sub.add_parser("report", help="one self-contained report.html for a run directory (train, eval, ablate, "
+                       "reproduce, or a folder of several)")
+    h.add_argument("run_dir")
+    h.add_argument("--out", default="", help="where to write the page (default RUN_DIR/report.html)")
+    h.set_defaults(func=cmd_report)
 
     w = sub.add_parser("towers", help="the pretrained towers that ship in pip packages (offline), and which are installed")
     w.set_defaults(func=cmd_towers)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tinyvla.data.toy import TASK_NAME
-from tinyvla.evaluate import RandomActionPolicy, closed_loop, random_offline_l2
+from tinyvla.eval.toy import RandomActionPolicy, closed_loop, random_offline_l2
 from tinyvla.pipeline import build_run_config, load_splits, run_training
 from tinyvla.policies.base import Policy
 

@@ -24,6 +24,7 @@ from tinyvla.errors import ConfigError
 from tinyvla.features import cacheable_vision, cached_features
 from tinyvla.policies.base import Policy
 from tinyvla.progress import progress_to_terminal
+from tinyvla.report import try_write_report
 from tinyvla.utils import autocast_context, resolve_device, resolve_precision, set_seed
 
 
@@ -298,6 +299,7 @@ def train(
     result = TrainResult(best, val_l2, train_seconds, step, step * cfg.batch_size, history)
     if out is not None:
         (out / "history.json").write_text(json.dumps(result.__dict__, indent=2))
+        try_write_report(out)  # report.html; a page that cannot be written is a warning, never a failed run
     ctx.close()
     return result
 

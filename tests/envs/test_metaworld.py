@@ -51,6 +51,23 @@ def test_missing_render_backend_is_a_clear_error(monkeypatch):
         MetaWorldEnv("reach-v3", image_size=32)
 
 
+def test_broken_gl_library_at_import_is_one_line(monkeypatch, capsys, tmp_path):
+    """PyOpenGL without a working libOSMesa fails at import with an AttributeError, not an ImportError."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def gl_broken(name, *a, **k):
+        if name == "metaworld.policies":
+            raise AttributeError("'NoneType' object has no attribute 'glGetError'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", gl_broken)
+    rc = main(["data", "metaworld", "--tasks", "reach", "--episodes-per-task", "1", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "libosmesa6" in err and "glGetError" in err and len(err.splitlines()) == 1, err
+
+
 @pytest.fixture(scope="module")
 def reach_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("mw") / "reach"
@@ -74,7 +91,7 @@ def test_generation_writes_a_lerobot_dataset_of_successful_demos(reach_dataset):
 
 
 def test_train_then_evaluate_one_episode(reach_dataset, tmp_path):
-    from tinyvla.evaluate_metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
+    from tinyvla.eval.metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
     from tinyvla.policies.base import Policy
 
     tiny = ["--policy.vision_width", "32", "--policy.vision_layers", "1", "--policy.vision_heads", "2",

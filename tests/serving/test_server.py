@@ -197,7 +197,7 @@ def test_full_queue_answers_503(policy):
 
 
 def test_closed_loop_through_the_client_and_bench(server, policy, tmp_path):
-    from tinyvla.evaluate import closed_loop
+    from tinyvla.eval.toy import closed_loop
     from tinyvla.serving.bench import bench_serve
 
     client = PolicyClient(server.url)

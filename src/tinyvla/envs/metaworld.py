@@ -201,6 +201,16 @@ def setup_rendering() -> None:
 setup_rendering()  # at import: mujoco reads MUJOCO_GL once, when it is first imported
 
 
+def gl_error(e: BaseException) -> str:
+    """One line for an OpenGL failure (e.g. PyOpenGL's `'NoneType' object has no attribute 'glGetError'`
+    when libOSMesa is missing), naming the Debian package that fixes it."""
+    backend = os.environ.get("MUJOCO_GL", "")
+    hint = {"osmesa": "install Debian's libosmesa6 (apt-get install libosmesa6)",
+            "egl": "install Debian's libegl1 and libegl-mesa0, or set MUJOCO_GL=osmesa with libosmesa6"}.get(
+        backend, "set MUJOCO_GL=osmesa and install Debian's libosmesa6")
+    return f"MuJoCo cannot render with MUJOCO_GL={backend} ({type(e).__name__}: {e}): {hint}"
+
+
 def _import_metaworld():
     setup_rendering()
     try:
@@ -211,6 +221,8 @@ def _import_metaworld():
         from mujoco import gl_context
     except ImportError as e:
         raise EnvError(f"Meta-World is not installed ({e}): pip install 'tinyvla[metaworld]'") from None
+    except Exception as e:  # noqa: BLE001 - a missing or broken GL library fails inside PyOpenGL in many ways
+        raise EnvError(gl_error(e)) from None
     chosen = getattr(gl_context, "_MUJOCO_GL", None)
     if chosen is not None and chosen != os.environ["MUJOCO_GL"].lower() and not os.environ.get("DISPLAY"):
         raise EnvError(f"mujoco was imported before tinyvla chose headless rendering (it uses MUJOCO_GL="
@@ -264,10 +276,7 @@ class MetaWorldEnv(gym.Env):
         try:
             self._renderer = mujoco.Renderer(env.model, self.render_size, self.render_size)
         except Exception as e:  # noqa: BLE001 - the GL stack reports many kinds of errors
-            backend = os.environ.get("MUJOCO_GL", "")
-            hint = ("install Debian's libosmesa6 (apt-get install libosmesa6)" if backend == "osmesa"
-                    else "set MUJOCO_GL=osmesa and install Debian's libosmesa6")
-            raise EnvError(f"MuJoCo cannot render with MUJOCO_GL={backend} ({type(e).__name__}: {e}): {hint}") from None
+            raise EnvError(gl_error(e)) from None
         flags = mujoco.mjtRndFlag
         self._flags = ([(flags.mjRND_SHADOW, 0), (flags.mjRND_REFLECTION, 0), (flags.mjRND_SKYBOX, 0)]
                        if render_quality == "fast" else [])

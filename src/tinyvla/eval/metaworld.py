@@ -27,7 +27,7 @@ from tinyvla.constants import OBS_IMAGE, OBS_STATE, TASK
 from tinyvla.ensemble import TemporalEnsembler
 from tinyvla.envs.metaworld import MT50, camera_settings, difficulty_of, parse_camera_pos, resolve_tasks
 from tinyvla.errors import ConfigError
-from tinyvla.evaluate import ClosedLoopResult
+from tinyvla.eval.results import ClosedLoopResult
 from tinyvla.progress import progress_interval
 from tinyvla.utils import autocast_context
 
@@ -411,5 +411,70 @@ def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World clo
     plt.close(fig)
 
 
+def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server: str = "", token: str = "",
+                       transport: str = "http", device: str = "auto", precision: str = "auto",
+                       temporal_ensemble: str | None = None, temporal_ensemble_coef: float | None = None,
+                       dataset: str = "", out: str = "") -> tuple[dict, str]:
+    """`tinyvla eval --env metaworld`: load the checkpoint (or connect to `server`), check it against the
+    dataset it was trained on, evaluate, write the report files. Returns (report, output directory).
+    `precision` and the temporal-ensemble settings override the checkpoint's for this evaluation only."""
+    from tinyvla.utils import resolve_device, resolve_precision
+
+    if server:
+        from tinyvla.serving.client import PolicyClient
+
+        policy = PolicyClient(server, token=token, transport=transport)
+        dev, cfg.precision, name = "server", "fp32", server
+    elif checkpoint:
+        from tinyvla.policies.base import Policy
+
+        dev = resolve_device(device)
+        policy = Policy.from_pretrained(checkpoint, device=dev)
+        if temporal_ensemble is not None:  # try ensembling (or not) on a trained checkpoint
+            policy.config.temporal_ensemble = temporal_ensemble == "on"
+        if temporal_ensemble_coef is not None:
+            if temporal_ensemble_coef < 0:
+                raise ConfigError("--temporal-ensemble-coef must be >= 0")
+            policy.config.temporal_ensemble_coef = temporal_ensemble_coef
+        cfg.precision, name = resolve_precision(precision, dev), checkpoint
+    else:
+        raise ConfigError("give --checkpoint DIR (or --server URL)")
+    try:
+        if dataset:  # the data the checkpoint is meant for must have been rendered the way it was trained
+            from tinyvla.data.lerobot import read_camera
+            from tinyvla.pipeline import check_same_camera, dataset_camera
+
+            if not Path(dataset).is_dir():
+                raise ConfigError(f"--dataset {dataset} is not a directory")
+            recorded = dataset_camera(read_camera(Path(dataset)))
+            check_same_camera(getattr(policy.config, "camera", None) or {}, recorded, f"--dataset {dataset}")
+        out = out or (str(Path(checkpoint).parent / "eval_metaworld") if checkpoint else "runs/eval_metaworld")
+        result = evaluate_metaworld(policy, cfg, out_dir=out)
+    finally:
+        if hasattr(policy, "close"):
+            policy.close()
+    report = {"env": "metaworld", "checkpoint": name, "episodes_per_task": cfg.episodes, "max_steps": cfg.max_steps,
+              "seed": cfg.seed,
+              "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
+              "device": str(dev), **result.to_dict()}  # to_dict's "camera": the settings rendered with
+    write_report(report, out)
+    return report, out
+
+
+def summary_lines(report: dict, out: str) -> list[str]:
+    """What `tinyvla eval --env metaworld` prints: per task, then the mean with its CI and the blind control."""
+    blind = "blind_success" in report["overall"]
+    lines = [f"  {task:28s} {r['success_rate']:6.1%}  ({r['successes']}/{r['episodes']})"
+             + (f"  blind {r['blind_success']:6.1%}" if blind else "") for task, r in report["tasks"].items()]
+    o = report["overall"]
+    lines.append(f"mean success {report['mean_success_rate']:.1%} over {len(report['tasks'])} task(s) (95% CI "
+                 f"{o['success_ci95'][0]:.1%}-{o['success_ci95'][1]:.1%}); {report['env_steps_per_s']:.0f} env "
+                 f"steps/s; results in {out}")
+    if blind:
+        lines.append(f"blind control (another scene's camera): {o['blind_success']:.1%}; vision dependence "
+                     f"{o['vision_dependence']:+.1f} points")
+    return lines
+
+
 __all__ = ["MetaWorldEvalConfig", "evaluate_metaworld", "write_report", "MetaWorldResult", "eval_seed",
-           "resolve_camera"]
+           "resolve_camera", "run_metaworld_eval", "summary_lines"]

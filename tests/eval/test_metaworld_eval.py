@@ -14,8 +14,8 @@ from tinyvla.cli import main
 from tinyvla.constants import OBS_IMAGE, OBS_STATE
 from tinyvla.envs.metaworld import INSTRUCTIONS, MetaWorldEnv
 from tinyvla.errors import ConfigError
-from tinyvla.evaluate import ClosedLoopResult
-from tinyvla.evaluate_metaworld import (SHADOW_SEED_OFFSET, MetaWorldEvalConfig, MetaWorldResult, _worker,
+from tinyvla.eval.results import ClosedLoopResult
+from tinyvla.eval.metaworld import (SHADOW_SEED_OFFSET, MetaWorldEvalConfig, MetaWorldResult, _worker,
                                         eval_seed, evaluate_metaworld, resolve_camera, write_report)
 
 CLOSE = {"camera": "corner2", "camera_pos": [0.75, 0.075, 0.7], "crop": 1.0}  # what --camera-pos close records
@@ -81,7 +81,7 @@ class StubPolicy:
 
 @pytest.mark.parametrize("temporal_ensemble, blind", [(True, True), (False, False)])
 def test_eval_renders_the_checkpoints_camera_and_runs_the_blind_control(temporal_ensemble, blind, monkeypatch):
-    import tinyvla.evaluate_metaworld as em
+    import tinyvla.eval.metaworld as em
 
     acts = []
 

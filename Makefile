@@ -47,3 +47,9 @@ report-check: setup
 		--policy.width 32 --policy.layers 2 --policy.heads 2 --policy.num_queries 4 --policy.policy_heads 2
 	$(BIN)/tinyvla report $(REPORT_RUN)
 	$(BIN)/python scripts/check_report_browser.py $(REPORT_RUN)/report.html --screenshot docs/report_screenshot.png
+
+# LeRobot interop, both directions, against the real lerobot package (not CI: builds a ~7 GB venv in
+# LEROBOT_VENV, default /work/lerobot-venv). See docs/datasets.md.
+.PHONY: lerobot-check
+lerobot-check: setup
+	bash scripts/check_lerobot_interop.sh

@@ -37,6 +37,7 @@ def test_eval_reports_l2_and_success(trained, tmp_path, capsys):
     # the shared report format: the same results.json / results.md every environment writes
     assert json.loads((tmp_path / "eval" / "results.json").read_text()) == report
     assert "| val L2 |" in (tmp_path / "eval" / "results.md").read_text()
+    assert "Toy task evaluation" in (tmp_path / "eval" / "report.html").read_text()
 
 
 def one_line_error(capsys, argv, needle):

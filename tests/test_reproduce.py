@@ -58,6 +58,7 @@ def test_serve_table_is_written_and_kept(tmp_path, capsys):
     assert table["recipe"] == "serve" and [r["clients"] for r in table["runs"]] == [1, 2]
     assert all(r["errors"] == 0 and r["requests_per_s"] > 0 for r in table["runs"])
     assert "| clients | transport |" in (out / "table.md").read_text()
+    assert "Reproduced table" in (out / "report.html").read_text()  # the page shows the table
     first = (out / "serve_1_http.json").read_text()
     assert main(["reproduce", "serve", "--budget", "smoke", "--out", str(out)]) == 0
     assert (out / "serve_1_http.json").read_text() == first  # kept, not measured again

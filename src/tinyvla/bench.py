@@ -103,13 +103,19 @@ def _step(policy: Policy, opt: torch.optim.Optimizer, batch: dict, device: torch
 
 
 # ---- inference ---------------------------------------------------------------------------------
-INFER_MODES = ("eager", "onnx", "onnx-int8")
+INFER_MODES = ("eager", "onnx", "onnx-int8", "compile", "cudagraph")
+CPU_MODES, CUDA_MODES = ("eager", "onnx", "onnx-int8"), ("eager", "compile", "cudagraph")
 
 
-def make_runner(policy: Policy, mode: str):
-    """A predict_action_chunk-compatible runner for `mode` (eager PyTorch or ONNX Runtime)."""
+def make_runner(policy: Policy, mode: str, precision: str = "auto"):
+    """A predict_action_chunk-compatible runner for `mode`: eager PyTorch, ONNX Runtime (CPU) or the
+    compiled / graph-captured network (CUDA; `precision` bf16 where supported, see tinyvla.accel)."""
     if mode == "eager":
         return policy.eval()
+    if mode in ("compile", "cudagraph"):
+        from tinyvla.accel import AcceleratedPolicy
+
+        return AcceleratedPolicy(policy, mode, precision=precision)
     if mode in ("onnx", "onnx-int8"):
         from tinyvla.export import OnnxPolicy
 
@@ -139,7 +145,7 @@ def time_calls(runner, batch: dict, calls: int, device: torch.device, warmup: in
 
 
 def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 200, throughput_batch: int = 64,
-                tolerance: float = 1e-3) -> dict:
+                tolerance: float = 1e-3, precision: str = "auto") -> dict:
     """Batch-1 latency (p50/p99 over `calls`) and batch-N throughput per mode; parity against eager.
 
     The headline keys describe the fastest mode whose outputs stay within `tolerance` (action units)
@@ -152,12 +158,16 @@ def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 20
     results: dict[str, dict] = {}
     for mode in modes:
         try:
-            runner = make_runner(policy, mode)
+            runner = make_runner(policy, mode, precision)
+            t0 = time.perf_counter()
+            with torch.inference_mode():  # first calls: ONNX session warm-up, compilation or graph capture
+                runner.predict_action_chunk(one), runner.predict_action_chunk(many)
+            setup_s = time.perf_counter() - t0
+            p50, p99 = _percentiles(time_calls(runner, one, calls, device))
+            many_times = time_calls(runner, many, max(10, calls // 10), device, warmup=3)
         except (ValueError, RuntimeError, TinyVLAError) as e:  # e.g. an op the exporter does not support
             results[mode] = {"error": str(e).splitlines()[0]}
             continue
-        p50, p99 = _percentiles(time_calls(runner, one, calls, device))
-        many_times = time_calls(runner, many, max(10, calls // 10), device, warmup=3)
         chunks_per_s = throughput_batch / (sum(many_times) / len(many_times) / 1000)
         with torch.inference_mode():
             err = (runner.predict_action_chunk(many).float().cpu() - reference.float().cpu()).abs().max().item()
@@ -165,7 +175,9 @@ def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 20
             "latency_ms_p50": round(p50, 4), "latency_ms_p99": round(p99, 4),
             "batch1_chunks_per_s": round(1000 / p50, 1), "chunks_per_s": round(chunks_per_s, 1),
             "actions_per_s": round(chunks_per_s * chunk, 1), "max_abs_err_vs_eager": err,
-            "within_tolerance": err <= tolerance,
+            "within_tolerance": err <= tolerance, "first_calls_s": round(setup_s, 2),
+            **({"precision": runner.precision, "setup_seconds": runner.setup_seconds}
+               if hasattr(runner, "setup_seconds") else {}),
         }
     ok = {m: r for m, r in results.items() if "error" not in r and r["within_tolerance"]}
     best = min(ok, key=lambda m: ok[m]["latency_ms_p50"])
@@ -182,19 +194,26 @@ def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 20
 def parse_modes(mode: str, device: torch.device) -> list[str]:
     """"all" or a comma list -> the modes to time (eager first, as the parity reference). An unknown mode
     is a user error; ONNX modes are dropped off the CPU (ONNX Runtime runs there only)."""
-    modes = list(INFER_MODES) if mode == "all" else [m.strip() for m in mode.split(",") if m.strip()]
+    from tinyvla.accel import check_mode
+
+    if mode == "all":  # what runs on this device
+        return list(CUDA_MODES if device.type == "cuda" else CPU_MODES)
+    modes = [m.strip() for m in mode.split(",") if m.strip()]
     unknown = [m for m in modes if m not in INFER_MODES]
     if unknown or not modes:
         raise ConfigError(f"unknown inference mode {', '.join(unknown) or repr(mode)}; choose all or a comma list "
                           f"of {', '.join(INFER_MODES)}")
-    if device.type != "cpu":
-        modes = [m for m in modes if not m.startswith("onnx")] or ["eager"]
+    for m in modes:
+        check_mode(m, device)  # compile / cudagraph need a GPU: one line saying so
+        if m.startswith("onnx") and device.type != "cpu":
+            raise ConfigError(f"--mode {m} runs ONNX Runtime on the CPU; use --device cpu (or compile / cudagraph "
+                              "on a GPU)")
     return modes if "eager" in modes else ["eager", *modes]
 
 
 def infer_benchmark(*, preset: str = "tiny", policy_type: str = "tinyvla", overrides: dict | None = None,
                     checkpoint: str = "", device: str = "auto", mode: str = "all", calls: int = 200,
-                    batch_size: int = 64, tolerance: float = 1e-2) -> dict:
+                    batch_size: int = 64, tolerance: float = 1e-2, precision: str = "auto") -> dict:
     """Inference speed of a checkpoint, or of a preset with random weights (speed does not depend on values)."""
     from tinyvla.pipeline import build_run_config, new_policy, placeholder_dataset
 
@@ -221,7 +240,7 @@ def infer_benchmark(*, preset: str = "tiny", policy_type: str = "tinyvla", overr
 
     result = {"policy": policy.name, "source": source,
               **bench_infer(policy, make_batch, modes=modes, calls=calls, throughput_batch=batch_size or 64,
-                            tolerance=tolerance)}
+                            tolerance=tolerance, precision=precision)}
     if policy.name == "vla_adapter":
         counts = policy.parameter_counts()
         from tinyvla.policies.vla_adapter.modeling import paper_comparison

@@ -73,8 +73,6 @@ def cmd_eval(args, extra) -> int:
     if args.env == "metaworld":
         from tinyvla.eval.metaworld import MetaWorldEvalConfig, run_metaworld_eval, summary_lines
 
-        if args.mode != "eager":
-            raise ConfigError("--env metaworld evaluates in eager mode")
         cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
                                   camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
                                   blind=not args.no_blind, workers=args.workers, envs_per_worker=args.envs_per_worker,
@@ -83,7 +81,7 @@ def cmd_eval(args, extra) -> int:
                                          transport=args.transport, device=args.device, precision=args.precision,
                                          temporal_ensemble=args.temporal_ensemble,
                                          temporal_ensemble_coef=args.temporal_ensemble_coef, dataset=args.dataset,
-                                         out=args.out)
+                                         out=args.out, mode=args.mode)
         _write_json(args.json, report)
         print("\n".join(summary_lines(report, out)))
         return 0
@@ -109,9 +107,7 @@ def cmd_eval(args, extra) -> int:
 
 
 def cmd_serve(args, extra) -> int:
-    from tinyvla.policies.base import Policy
-    from tinyvla.serving.server import PolicyServer, ServeConfig
-    from tinyvla.utils import resolve_device
+    from tinyvla.serving.server import PolicyServer, ServeConfig, load_for_serving
 
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
@@ -119,8 +115,8 @@ def cmd_serve(args, extra) -> int:
                       max_queue=args.max_queue, token=args.token or os.environ.get("TINYVLA_SERVE_TOKEN", ""),
                       max_payload_mb=args.max_payload_mb)
     cfg.validate()
-    policy = Policy.from_pretrained(args.checkpoint, device=resolve_device(args.device))
-    PolicyServer(policy, cfg).serve_forever()
+    PolicyServer(load_for_serving(args.checkpoint, device=args.device, mode=args.mode, precision=args.precision,
+                                  max_batch=cfg.max_batch), cfg).serve_forever()
     return 0
 
 
@@ -135,7 +131,8 @@ def _bench_serve(args) -> dict:
     if not args.checkpoint:
         raise ConfigError("bench serve needs --checkpoint DIR (served in-process) or --url of a running server")
     return bench_serve_checkpoint(args.checkpoint, clients=args.clients, requests=args.requests, device=args.device,
-                                  max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, transport=args.transport)
+                                  max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, transport=args.transport,
+                                  mode="eager" if args.mode == "all" else args.mode, precision=args.precision)
 
 
 def cmd_demo(args, extra) -> int:
@@ -212,7 +209,7 @@ def cmd_bench(args, extra) -> int:
     else:
         result = infer_benchmark(preset=args.preset, policy_type=_policy_type(overrides), overrides=overrides,
                                  checkpoint=args.checkpoint, device=args.device, mode=args.mode, calls=args.calls,
-                                 batch_size=args.batch_size or 64, tolerance=args.tolerance)
+                                 batch_size=args.batch_size or 64, tolerance=args.tolerance, precision=args.precision)
     print(json.dumps(result, indent=2))
     _write_json(args.json, result)
     return 0
@@ -336,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    e.add_argument("--mode", default="eager", choices=["eager", "onnx", "onnx-int8"],
-                   help="run the network in PyTorch (eager) or ONNX Runtime (fp32 / dynamic int8)")
+    e.add_argument("--mode", default="eager", choices=["eager", "onnx", "onnx-int8", "compile", "cudagraph"],
+                   help="run the network in PyTorch (eager), ONNX Runtime on the CPU (fp32 / dynamic int8) or "
+                   "compiled / CUDA-graph-captured on a GPU")
     e.add_argument("--json", default="")
     e.add_argument("--env", default="toy", choices=["toy", "metaworld"], help="closed-loop environment")
     e.add_argument("--tasks", default="mt10", help="metaworld: mt10 | mt50 | easy | medium | hard | very_hard | "
@@ -402,12 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=30.0, help="train: how long to train")
     b.add_argument("--batch-size", type=int, default=0,
                    help="train: default the preset's train.batch_size; infer: the throughput batch (default 64)")
-    b.add_argument("--mode", default="all", help=f"infer: all or a comma list of {', '.join(('eager', 'onnx', 'onnx-int8'))}")
+    b.add_argument("--mode", default="all", help="infer: all (what this device runs) or a comma list of eager, onnx, "
+                   "onnx-int8 (CPU), compile, cudagraph (GPU)")
     b.add_argument("--calls", type=int, default=200, help="infer: batch-1 calls timed")
     b.add_argument("--tolerance", type=float, default=1e-2,
                    help="infer: the fastest mode within this max |action - eager action| becomes the headline")
     b.add_argument("--device", default="auto")
-    b.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    b.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="train: autocast; infer: compile / cudagraph modes (eager stays the fp32 reference)")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--json", default="")
     b.add_argument("--clients", type=int, default=8, help="serve: concurrent clients")
@@ -428,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-queue", type=int, default=256, help="queued requests before answering 503")
     v.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN' (or env TINYVLA_SERVE_TOKEN)")
     v.add_argument("--max-payload-mb", type=float, default=8.0)
+    v.add_argument("--mode", default="eager", choices=["eager", "onnx", "onnx-int8", "compile", "cudagraph"],
+                   help="the network in PyTorch (eager), ONNX Runtime (CPU) or compiled / CUDA-graph-captured (GPU; "
+                   "batches padded to buckets 1, 2, 4, ... up to --max-batch)")
+    v.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="compile / cudagraph: "
+                   "bf16 autocast where the GPU supports it (auto)")
     v.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("distill", help="train a student on a teacher's actions (optionally mixed with ground truth)")

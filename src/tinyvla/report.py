@@ -35,6 +35,7 @@ SKIP_DIRS = {"best", "last", "videos", "tb"}  # read as parts of their run, not 
 
 # kind -> keys a JSON object must hold; the first kind that matches wins
 KINDS: dict[str, set[str]] = {
+    "table": {"recipe", "command", "made"},  # `tinyvla reproduce NAME`: table.json beside its table.md
     "run_config": {"policy_type", "policy", "train"},
     "history": {"history", "best_val_l2"},
     "reproduce": {"benchmark", "success", "runs"},
@@ -460,6 +461,31 @@ def _reproduce_section(r: dict) -> str:
     return "".join(out)
 
 
+def _markdown_table_section(unit: Unit, r: dict) -> str:
+    """table.md as HTML: markdown table lines become a table, other lines paragraphs (no markdown library)."""
+    path = unit.path / "table.md"
+    text = path.read_text() if path.is_file() else ""
+    out, rows = [f"<p>made by <code>{_e(r['command'])}</code> on {_e(r['made'])}</p>"], []
+
+    def flush() -> None:
+        if rows:
+            body = [x for x in rows[1:] if not set("".join(x)) <= set("-: ")]  # drop the |---| line
+            out.append(_table(rows[0], body))
+            rows.clear()
+
+    for line in text.splitlines():
+        if line.startswith("<!--"):
+            continue
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+        else:
+            flush()
+            if line.strip():
+                out.append(f"<p>{_e(line)}</p>")
+    flush()
+    return "".join(out)
+
+
 def _demo_section(r: dict) -> str:
     return _table(["policy", "val L2", "closed-loop success", "95% CI", "train s", "params"],
                   [[x["policy"], _num(x["val_l2"]), _pct(x["success_rate"]), _ci(x["success_ci95"]),
@@ -495,6 +521,8 @@ def _headline(unit: Unit) -> str:
         parts.append(f"{r['benchmark'].upper()} success {_pct(r['success']['mean'])}")
     if (r := unit.first("ablation")) is not None:
         parts.append(f"ablation {r['grid']}: {len(r['rows'])} configs")
+    if (r := unit.first("table")) is not None:
+        parts.append(f"reproduced table {r['recipe']}")
     if (r := unit.first("demo")) is not None:
         parts.append(f"demo: {len(r['rows'])} policies")
     return "; ".join(parts) or ", ".join(unit.files)
@@ -507,7 +535,8 @@ def _unit_html(unit: Unit, media: _MediaBudget) -> str:
     elif "checkpoint" in unit.files:
         c = unit.first("checkpoint")
         parts.append((f"Checkpoint ({c['type']})", "", lambda: _params_html(unit) + _details("config.json", c)))
-    renders = {"reproduce": ("Reproduction", _reproduce_section), "demo": ("Demo: toy task", _demo_section),
+    renders = {"table": ("Reproduced table", lambda r: _markdown_table_section(unit, r)),
+               "reproduce": ("Reproduction", _reproduce_section), "demo": ("Demo: toy task", _demo_section),
                "ablation": ("Ablation", _ablation_section),
                "metaworld_eval": ("Meta-World closed loop", lambda r: _metaworld_section(unit, r, media)),
                "toy_eval": ("Toy task evaluation", _toy_section),

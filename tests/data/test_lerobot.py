@@ -59,6 +59,72 @@ def test_round_trip_is_exact_and_metadata_follows_v3(tmp_path):
     assert stats["observation.image"]["count"] == [18]
 
 
+QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
+
+
+def test_metadata_matches_what_current_lerobot_writes(tmp_path):
+    """lerobot 0.4.4 names image axes "channels", keeps q01..q99 for every feature (its QUANTILE10
+    normalisation needs q10/q90) and stats for the index columns, and its parquet files declare `List`."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    eps = _episodes()
+    root = _write(tmp_path / "ds", eps)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    assert info["features"]["observation.image"]["names"] == ["height", "width", "channels"]
+    hf = json.loads(pq.read_schema(next((root / "data").glob("**/*.parquet"))).metadata[b"huggingface"])
+    features = hf["info"]["features"]
+    assert features["action"] == {"feature": {"dtype": "float32", "_type": "Value"}, "length": 4, "_type": "List"}
+    assert features["observation.state"]["_type"] == "List" and features["observation.image"] == {"_type": "Image"}
+
+    stats = json.loads((root / "meta" / "stats.json").read_text())
+    assert set(stats) == {"observation.image", "observation.state", "action", "timestamp", "frame_index",
+                          "episode_index", "index", "task_index"}
+    for key, s in stats.items():
+        assert set(s) == {"min", "max", "mean", "std", "count", *QUANTILE_KEYS}, key
+    pixels = np.concatenate([e[0] for e in eps]).reshape(-1, 3).astype(np.float64)
+    for k, q in zip(QUANTILE_KEYS, (0.01, 0.1, 0.5, 0.9, 0.99)):  # exact, from per-channel histograms
+        assert np.allclose(np.array(stats["observation.image"][k])[:, 0, 0], np.quantile(pixels, q, axis=0) / 255)
+        assert np.allclose(stats["action"][k], np.quantile(np.concatenate([e[2] for e in eps]), q, axis=0))
+    image = stats["observation.image"]
+    assert np.allclose(np.array(image["mean"])[:, 0, 0], pixels.mean(0) / 255)
+    assert np.allclose(np.array(image["std"])[:, 0, 0], pixels.std(0) / 255)
+    assert np.allclose(np.array(image["min"])[:, 0, 0], pixels.min(0) / 255)
+    assert np.allclose(np.array(image["max"])[:, 0, 0], pixels.max(0) / 255)
+    assert stats["frame_index"]["max"] == [6] and stats["index"]["max"] == [17] and stats["episode_index"]["q50"] == [1]
+    assert stats["timestamp"]["max"] == pytest.approx([6 / 80])
+
+    episodes = pd.read_parquet(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    assert {f"stats/{k}/{q}" for k in stats for q in QUANTILE_KEYS} <= set(episodes.columns)
+    assert list(episodes["stats/frame_index/max"][2]) == [6]
+    first = pq.read_table(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()[0]
+    assert np.array(first["stats/observation.image/q50"]).shape == (3, 1, 1)
+
+
+def test_datasets_written_before_the_metadata_update_still_read(tmp_path):
+    """Older tinyvla datasets: image axes named "channel", stats without q10/q50/q90 or index columns,
+    parquet metadata declaring `Sequence`."""
+    import pyarrow.parquet as pq
+
+    eps = _episodes()
+    root = _write(tmp_path / "ds", eps)
+    expected = load_lerobot(root)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"]["observation.image"]["names"] = ["height", "width", "channel"]
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    stats = json.loads((root / "meta" / "stats.json").read_text())
+    old = {k: {s: v for s, v in stats[k].items() if s not in ("q10", "q50", "q90")}
+           for k in ("observation.image", "observation.state", "action")}
+    (root / "meta" / "stats.json").write_text(json.dumps(old))
+    for f in (root / "data").glob("**/*.parquet"):
+        table = pq.read_table(f)
+        hf = table.schema.metadata[b"huggingface"].replace(b'"List"', b'"Sequence"')
+        pq.write_table(table.replace_schema_metadata({b"huggingface": hf}), f)
+    frames = load_lerobot(root)
+    for name in ("images", "states", "actions", "episode_index", "task_index"):
+        assert torch.equal(getattr(frames, name), getattr(expected, name)), name
+
+
 def test_video_storage_round_trip_and_resize(tmp_path):
     rng = np.random.default_rng(0)
     eps = []

@@ -2,7 +2,8 @@
 
 Layout written (what `LeRobotDataset(repo_id, root=DIR)` loads):
     meta/info.json            fps, features {key: {dtype, shape, names}}, totals, path templates
-    meta/stats.json           per feature: min, max, mean, std, count (+ q01, q99)
+    meta/stats.json           per feature (camera, state, action, timestamp, index columns): min, max,
+                              mean, std, count, q01, q10, q50, q90, q99 (camera: per channel in [0, 1])
     meta/tasks.parquet        index "task" (the instruction) -> task_index
     meta/episodes/chunk-000/file-000.parquet   one row per episode: length, tasks, frame range, file, stats
     data/chunk-000/file-NNN.parquet            frames: observation.image (PNG bytes, HF `Image`),
@@ -15,6 +16,7 @@ An episode is never split across files; a new file starts past `max_file_mb`.
 Why not the `lerobot` package itself: it pins torchvision and a torch range that do not install beside
 this machine's CPU torch, and it is a heavy dependency for a file format. pyarrow writes the frames
 (streamed, one episode at a time) and pandas the small metadata tables, as LeRobot's own writer does.
+Interop with lerobot itself is checked outside CI by scripts/check_lerobot_interop.sh (docs/datasets.md).
 Writes go to a hidden temporary directory renamed into place at the end, so an interrupted run never
 leaves a directory that looks like a complete dataset.
 """
@@ -70,33 +72,68 @@ def _png(image_hwc: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class _Moments:
-    """Running per-dimension min/max/mean/std over rows (float64 sums)."""
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # the ones LeRobot stores
+INDEX_COLUMNS = ("frame_index", "episode_index", "index", "task_index")
+
+
+def _column_stats(x: np.ndarray) -> dict:
+    """(rows, dims) -> per-dimension min, max, mean, std, count and the QUANTILES (numpy's linear rule)."""
+    x = x.astype(np.float64)
+    q = np.quantile(x, list(QUANTILES.values()), axis=0)
+    return {"min": x.min(0).tolist(), "max": x.max(0).tolist(), "mean": x.mean(0).tolist(), "std": x.std(0).tolist(),
+            "count": [int(len(x))], **{k: q[i].tolist() for i, k in enumerate(QUANTILES)}}
+
+
+class _Columns:
+    """The rows of a numeric feature, kept for exact statistics (a few floats a frame)."""
 
     def __init__(self):
-        self.n, self.sum, self.sq, self.min, self.max = 0, 0.0, 0.0, None, None
+        self.parts: list[np.ndarray] = []
 
     def add(self, x: np.ndarray) -> None:  # (rows, dims)
-        x = x.astype(np.float64)
-        self.n += x.shape[0]
-        self.sum = self.sum + x.sum(0)
-        self.sq = self.sq + (x * x).sum(0)
-        lo, hi = x.min(0), x.max(0)
-        self.min = lo if self.min is None else np.minimum(self.min, lo)
-        self.max = hi if self.max is None else np.maximum(self.max, hi)
+        self.parts.append(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
 
     def result(self) -> dict:
-        mean = self.sum / max(self.n, 1)
-        std = np.sqrt(np.maximum(self.sq / max(self.n, 1) - mean * mean, 0.0))
-        return {"min": self.min.tolist(), "max": self.max.tolist(), "mean": mean.tolist(), "std": std.tolist(),
-                "count": [int(self.n)]}
+        return _column_stats(np.concatenate(self.parts))
 
 
-def _image_stats(m: _Moments, frames: int) -> dict:
-    """Per-channel image statistics, shaped (3, 1, 1) and scaled to [0, 1] as LeRobot stores them;
-    `count` counts frames."""
-    out = {k: [[[v / 255.0]] for v in vals] for k, vals in m.result().items() if k != "count"}
-    return {**out, "count": [int(frames)]}
+class _Pixels:
+    """Per-channel histograms of uint8 pixels: exact min/max/mean/std/quantiles without keeping the frames.
+    Results are shaped (3, 1, 1) and scaled to [0, 1], as LeRobot stores image statistics; `count` counts frames."""
+
+    def __init__(self):
+        self.hist = np.zeros((3, 256), dtype=np.int64)
+        self.frames = 0
+
+    def add(self, images: np.ndarray) -> None:  # (T, H, W, 3) uint8
+        pixels = images.reshape(-1, 3)
+        for c in range(3):
+            self.hist[c] += np.bincount(pixels[:, c], minlength=256)
+        self.frames += len(images)
+
+    def result(self) -> dict:
+        values = np.arange(256, dtype=np.float64)
+        n = self.hist.sum(1)  # (3,) pixels per channel
+        mean = (self.hist * values).sum(1) / n
+        std = np.sqrt(np.maximum((self.hist * values**2).sum(1) / n - mean**2, 0.0))
+        seen = self.hist > 0
+        cum = self.hist.cumsum(1)
+
+        def value_at(c: int, k: int) -> float:  # the k-th smallest pixel of channel c
+            return float(np.searchsorted(cum[c], k, side="right"))
+
+        def quantile(q: float) -> np.ndarray:  # numpy's linear interpolation between order statistics
+            out = np.empty(3)
+            for c in range(3):
+                pos = q * (n[c] - 1)
+                lo = int(np.floor(pos))
+                a, b = value_at(c, lo), value_at(c, min(lo + 1, int(n[c]) - 1))
+                out[c] = a + (pos - lo) * (b - a)
+            return out
+
+        per_channel = {"min": seen.argmax(1).astype(np.float64), "max": 255.0 - seen[:, ::-1].argmax(1),
+                       "mean": mean, "std": std, **{k: quantile(q) for k, q in QUANTILES.items()}}
+        return {**{k: (v[:, None, None] / 255.0).tolist() for k, v in per_channel.items()}, "count": [int(self.frames)]}
 
 
 @dataclass
@@ -117,6 +154,9 @@ class LeRobotWriter:
     extra_meta: dict = field(default_factory=dict)  # written to meta/tinyvla.json (how the data was made)
     video: bool = False  # the camera as video (LeRobot's default: AV1, yuv420p, GOP 2) instead of PNG frames
     video_codec: str = "libsvtav1"
+    # Several cameras (PNG frames only), e.g. LIBERO's observation.images.image / .wrist_image: then
+    # add_episode takes {key: images}.
+    image_keys: tuple[str, ...] = (IMAGE_KEY,)
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -128,7 +168,10 @@ class LeRobotWriter:
         (self.tmp / "meta").mkdir(parents=True)
         pa = self._pa
         s, a = len(self.state_names), len(self.action_names)
-        image_column = [] if self.video else [(IMAGE_KEY, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))]
+        if self.video and tuple(self.image_keys) != (IMAGE_KEY,):
+            raise DataError(f"video storage supports one camera ({IMAGE_KEY}); store several as PNG frames")
+        image_column = [] if self.video else [(k, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+                                              for k in self.image_keys]
         self.schema = pa.schema([
             *image_column,
             (STATE_KEY, pa.list_(pa.float32(), s)), (ACTION_KEY, pa.list_(pa.float32(), a)),
@@ -139,8 +182,8 @@ class LeRobotWriter:
         self.episodes: list[dict] = []
         self.frames = 0
         self._file_index, self._file_bytes, self._writer = -1, 0, None
-        self._stats = {IMAGE_KEY: _Moments(), STATE_KEY: _Moments(), ACTION_KEY: _Moments()}
-        self._arrays: dict[str, list[np.ndarray]] = {STATE_KEY: [], ACTION_KEY: []}  # for quantiles
+        self._pixels = {k: _Pixels() for k in self.image_keys}
+        self._columns = {k: _Columns() for k in (STATE_KEY, ACTION_KEY, "timestamp", *INDEX_COLUMNS)}
         self._video = None  # (container, stream, file index, frames in file)
         self._video_file = -1
         if self.video:
@@ -152,9 +195,9 @@ class LeRobotWriter:
 
     def _hf_features(self) -> dict:
         def seq(n: int) -> dict:
-            return {"feature": {"dtype": "float32", "_type": "Value"}, "length": n, "_type": "Sequence"}
+            return {"feature": {"dtype": "float32", "_type": "Value"}, "length": n, "_type": "List"}
 
-        image = {} if self.video else {IMAGE_KEY: {"_type": "Image"}}
+        image = {} if self.video else {k: {"_type": "Image"} for k in self.image_keys}
         return {**image, STATE_KEY: seq(len(self.state_names)),
                 ACTION_KEY: seq(len(self.action_names)), "timestamp": {"dtype": "float32", "_type": "Value"},
                 **{k: {"dtype": "int64", "_type": "Value"} for k in
@@ -209,11 +252,16 @@ class LeRobotWriter:
 
     def add_episode(self, images: np.ndarray, states: np.ndarray, actions: np.ndarray, task: str,
                     **extra) -> None:
-        """images (T, H, W, 3) uint8, states (T, s), actions (T, a); `extra` -> columns of the episode table."""
-        t = len(images)
-        if t == 0 or images.shape[1:] != tuple(self.image_shape) or images.dtype != np.uint8:
-            raise DataError(f"episode images must be uint8 (T, {', '.join(map(str, self.image_shape))}), "
-                            f"got {images.dtype} {images.shape}")
+        """images (T, H, W, 3) uint8 (or {image key: images} for several cameras), states (T, s), actions (T, a);
+        `extra` -> columns of the episode table."""
+        cameras = images if isinstance(images, dict) else {self.image_keys[0]: images}
+        if sorted(cameras) != sorted(self.image_keys):
+            raise DataError(f"episode cameras {', '.join(cameras)} are not the dataset's {', '.join(self.image_keys)}")
+        t = len(cameras[self.image_keys[0]])
+        for images in cameras.values():
+            if t == 0 or images.shape != (t, *self.image_shape) or images.dtype != np.uint8:
+                raise DataError(f"episode images must be uint8 (T, {', '.join(map(str, self.image_shape))}), "
+                                f"got {images.dtype} {images.shape}")
         if states.shape != (t, len(self.state_names)) or actions.shape != (t, len(self.action_names)):
             raise DataError(f"episode of {t} frames: states {states.shape}, actions {actions.shape} do not match")
         if self._writer is None or self._file_bytes > self.max_file_mb * 2**20:
@@ -221,10 +269,10 @@ class LeRobotWriter:
         pa = self._pa
         task_index = self.tasks.setdefault(task, len(self.tasks))
         episode_index = len(self.episodes)
-        video_columns = self._video_frames(images) if self.video else {}
-        pngs = [] if self.video else [_png(im) for im in images]
-        image_column = {} if self.video else {
-            IMAGE_KEY: pa.array([{"bytes": b, "path": None} for b in pngs], self.schema.field(IMAGE_KEY).type)}
+        video_columns = self._video_frames(cameras[IMAGE_KEY]) if self.video else {}
+        pngs = {} if self.video else {k: [_png(im) for im in cameras[k]] for k in self.image_keys}
+        image_column = {k: pa.array([{"bytes": b, "path": None} for b in v], self.schema.field(k).type)
+                        for k, v in pngs.items()}
         table = pa.table({
             **image_column,
             STATE_KEY: pa.array(list(states.astype(np.float32)), self.schema.field(STATE_KEY).type),
@@ -236,20 +284,23 @@ class LeRobotWriter:
             "task_index": pa.array(np.full(t, task_index, dtype=np.int64)),
         }, schema=self.schema)
         self._writer.write_table(table)
-        self._file_bytes += sum(len(b) for b in pngs) + table.nbytes // 4
-        episode_stats = {IMAGE_KEY: _Moments(), STATE_KEY: _Moments(), ACTION_KEY: _Moments()}
-        pixels = images.reshape(-1, 3)
-        for key, rows in ((IMAGE_KEY, pixels), (STATE_KEY, states), (ACTION_KEY, actions)):
-            episode_stats[key].add(rows)
-            self._stats[key].add(rows)
-        self._arrays[STATE_KEY].append(states.astype(np.float32))
-        self._arrays[ACTION_KEY].append(actions.astype(np.float32))
+        self._file_bytes += sum(len(b) for v in pngs.values() for b in v) + table.nbytes // 4
+        episode_stats = {}
+        for key, images in cameras.items():
+            pixels = _Pixels()
+            pixels.add(images)
+            self._pixels[key].add(images)
+            episode_stats[key] = pixels.result()
+        for key, columns in self._columns.items():  # the values as stored (float32 state, action, timestamp)
+            rows = table.column(key).to_numpy() if key in ("timestamp", *INDEX_COLUMNS) else \
+                np.asarray(table.column(key).to_pylist(), dtype=np.float32)
+            columns.add(rows)
+            episode_stats[key] = _column_stats(rows.reshape(t, -1))
         row = {"episode_index": episode_index, "tasks": [task], "length": t,
                "data/chunk_index": self._file_index // CHUNKS_SIZE, "data/file_index": self._file_index % CHUNKS_SIZE,
                "dataset_from_index": self.frames, "dataset_to_index": self.frames + t,
                "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0, **video_columns, **extra}
-        for key, m in episode_stats.items():
-            stats = _image_stats(m, t) if key == IMAGE_KEY else m.result()
+        for key, stats in episode_stats.items():
             row.update({f"stats/{key}/{k}": np.asarray(v, dtype=np.float64 if k != "count" else np.int64).tolist()
                         for k, v in stats.items()})
         self.episodes.append(row)
@@ -269,11 +320,7 @@ class LeRobotWriter:
         pd.DataFrame(self.episodes).to_parquet(episodes_path, index=False)
         pd.DataFrame({"task_index": list(self.tasks.values())},
                      index=pd.Index(list(self.tasks), name="task")).to_parquet(self.tmp / "meta" / "tasks.parquet")
-        stats = {IMAGE_KEY: _image_stats(self._stats[IMAGE_KEY], self.frames)}
-        for key in (STATE_KEY, ACTION_KEY):
-            stats[key] = self._stats[key].result()
-            q = np.quantile(np.concatenate(self._arrays[key]), [0.01, 0.99], axis=0)
-            stats[key].update({"q01": q[0].tolist(), "q99": q[1].tolist()})
+        stats = {**{k: p.result() for k, p in self._pixels.items()}, **{k: c.result() for k, c in self._columns.items()}}
         (self.tmp / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
         h, w, c = self.image_shape
         scalar = {"shape": [1], "names": None}
@@ -284,12 +331,13 @@ class LeRobotWriter:
             "fps": self.fps, "splits": {"train": f"0:{len(self.episodes)}"},
             "data_path": DATA_PATH, "video_path": VIDEO_PATH if self.video else None,
             "features": {
-                IMAGE_KEY: ({"dtype": "video", "shape": [h, w, c], "names": ["height", "width", "channels"],
+                **{key: ({"dtype": "video", "shape": [h, w, c], "names": ["height", "width", "channels"],
                              "info": {"video.height": h, "video.width": w, "video.codec": self.video_codec.replace(
                                  "libsvt", "").replace("lib", ""), "video.pix_fmt": "yuv420p", "video.is_depth_map":
                                  False, "video.fps": self.fps, "video.channels": c, "has_audio": False}}
                             if self.video else
-                            {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channel"]}),
+                            {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channels"]})
+                   for key in self.image_keys},
                 STATE_KEY: {"dtype": "float32", "shape": [len(self.state_names)], "names": self.state_names},
                 ACTION_KEY: {"dtype": "float32", "shape": [len(self.action_names)], "names": self.action_names},
                 "timestamp": {"dtype": "float32", **scalar},

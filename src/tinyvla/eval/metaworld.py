@@ -414,7 +414,7 @@ def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World clo
 def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server: str = "", token: str = "",
                        transport: str = "http", device: str = "auto", precision: str = "auto",
                        temporal_ensemble: str | None = None, temporal_ensemble_coef: float | None = None,
-                       dataset: str = "", out: str = "") -> tuple[dict, str]:
+                       dataset: str = "", out: str = "", mode: str = "eager") -> tuple[dict, str]:
     """`tinyvla eval --env metaworld`: load the checkpoint (or connect to `server`), check it against the
     dataset it was trained on, evaluate, write the report files. Returns (report, output directory).
     `precision` and the temporal-ensemble settings override the checkpoint's for this evaluation only."""
@@ -423,6 +423,8 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
     if server:
         from tinyvla.serving.client import PolicyClient
 
+        if mode != "eager":
+            raise ConfigError("--mode applies to a local checkpoint; --server evaluates the served policy as it runs")
         policy = PolicyClient(server, token=token, transport=transport)
         dev, cfg.precision, name = "server", "fp32", server
     elif checkpoint:
@@ -437,6 +439,10 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
                 raise ConfigError("--temporal-ensemble-coef must be >= 0")
             policy.config.temporal_ensemble_coef = temporal_ensemble_coef
         cfg.precision, name = resolve_precision(precision, dev), checkpoint
+        if mode != "eager":  # compile / cudagraph on a GPU; ONNX Runtime on the CPU
+            from tinyvla.bench import make_runner
+
+            policy, cfg.precision = make_runner(policy, mode, cfg.precision), "fp32"
     else:
         raise ConfigError("give --checkpoint DIR (or --server URL)")
     try:
@@ -453,11 +459,14 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
     finally:
         if hasattr(policy, "close"):
             policy.close()
-    report = {"env": "metaworld", "checkpoint": name, "episodes_per_task": cfg.episodes, "max_steps": cfg.max_steps,
+    report = {"env": "metaworld", "checkpoint": name, "mode": mode, "episodes_per_task": cfg.episodes, "max_steps": cfg.max_steps,
               "seed": cfg.seed,
               "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
               "device": str(dev), **result.to_dict()}  # to_dict's "camera": the settings rendered with
     write_report(report, out)
+    from tinyvla.report import try_write_report
+
+    try_write_report(out)  # report.html beside results.json: the page to look at
     return report, out
 
 

@@ -96,14 +96,14 @@ def bench_serve(url: str, *, clients: int, requests: int, token: str | None = No
 
 
 def bench_serve_checkpoint(checkpoint: str, *, clients: int, requests: int, device: str = "auto", max_batch: int = 32,
-                           max_wait_ms: float = 5.0, transport: str = "http") -> dict:
+                           max_wait_ms: float = 5.0, transport: str = "http", mode: str = "eager",
+                           precision: str = "auto") -> dict:
     """`bench_serve` against the checkpoint served in this process (port chosen by the OS)."""
-    from tinyvla.policies.base import Policy
-    from tinyvla.serving.server import PolicyServer, ServeConfig
-    from tinyvla.utils import resolve_device
+    from tinyvla.serving.server import PolicyServer, ServeConfig, load_for_serving
 
-    policy = Policy.from_pretrained(checkpoint, device=resolve_device(device))
     cfg = ServeConfig(port=0, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    policy = load_for_serving(checkpoint, device=device, mode=mode, precision=precision, max_batch=max_batch)
     with PolicyServer(policy, cfg).start_background() as server:
         result = bench_serve(server.url, clients=clients, requests=requests, transport=transport)
-    return {**result, "device": str(policy.device), "max_batch": cfg.max_batch, "max_wait_ms": cfg.max_wait_ms}
+    return {**result, "device": str(policy.device), "mode": mode, "max_batch": cfg.max_batch,
+            "max_wait_ms": cfg.max_wait_ms}

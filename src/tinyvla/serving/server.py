@@ -359,3 +359,23 @@ class BackgroundServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def load_for_serving(checkpoint: str, *, device: str = "auto", mode: str = "eager", precision: str = "auto",
+                     max_batch: int = 32):
+    """The checkpoint as the server runs it: on `device`, in `mode` (eager, onnx, onnx-int8 on the CPU;
+    compile / cudagraph on a GPU with batch buckets 1, 2, 4, ... up to `max_batch`)."""
+    from tinyvla.bench import make_runner
+    from tinyvla.policies.base import Policy
+    from tinyvla.utils import resolve_device
+
+    policy = Policy.from_pretrained(checkpoint, device=resolve_device(device))
+    if mode in ("compile", "cudagraph"):
+        from tinyvla.accel import AcceleratedPolicy, check_mode
+
+        check_mode(mode, policy.device)
+        buckets = tuple(b for b in (1, 2, 4, 8, 16, 32, 64, 128, 256) if b < max_batch) + (max_batch,)
+        return AcceleratedPolicy(policy, mode, precision=precision, buckets=buckets)
+    if mode.startswith("onnx") and policy.device.type != "cpu":
+        raise ConfigError(f"--mode {mode} runs ONNX Runtime on the CPU; use --device cpu")
+    return make_runner(policy, mode)

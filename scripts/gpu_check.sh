@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one-shot GPU check: every GPU figure of docs/speed.md in one run of ~6-8 minutes, written as JSON and
+# The one-shot GPU check: every GPU figure of docs/speed.md in one run of ~8-10 minutes (TRAIN_COMPILE=0: -1.5), written as JSON and
 # summary.md to $OUT (default runs/gpu_check); runs and checkpoints go to $WORK (default /tmp/tinyvla_gpu_check).
 # On a GPU machine (torch + transformers installed; carry gymnasium + farama-notifications wheels in .whl/):
 #   bash scripts/gpu_check.sh
@@ -39,6 +39,11 @@ for s in 0 1 2; do
     $TV train --preset tiny --device "$DEVICE" --train.seed $s --train.steps $STEPS --train.eval_every 100 \
         --train.progress false $DATA --out "$WORK/train_tiny_s$s" >> "$WORK/train.log" 2>&1
 done
+if [ "${TRAIN_COMPILE:-1}" = 1 ]; then  # the same run with a compiled training forward + fused AdamW
+    $TV train --preset tiny --device "$DEVICE" --train.seed 0 --train.steps $STEPS --train.eval_every 100 \
+        --train.compile $([ "$SMOKE" = 1 ] && echo false || echo true) --train.progress false $DATA \
+        --out "$WORK/train_tiny_compiled_s0" >> "$WORK/train.log" 2>&1
+fi
 log "3/4 training: vla_adapter tiny for ${VLA_BUDGET} s"
 $TV train --policy.type vla_adapter --preset tiny --device "$DEVICE" --train.time_budget_s $VLA_BUDGET \
     --train.eval_every 200 --train.progress false $DATA --out "$WORK/train_vla_tiny" >> "$WORK/train.log" 2>&1

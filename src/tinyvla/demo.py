@@ -15,7 +15,7 @@ from tinyvla.policies.base import Policy
 SEED_FIGURES = {"random": 1.4, "vision_only": 0.5, "language_only": 0.8, "tinyvla": 0.05}
 
 # (row name, preset, overrides). Step budgets are sized so the whole demo runs in < 10 min on 2 CPU cores;
-# the baselines converge to their analytic optimum well within theirs (see README).
+# the baselines converge to their analytic optimum well within theirs (see docs/toy-task.md).
 ROWS: list[tuple[str, str, dict]] = [
     ("tinyvla", "tiny", {}),
     ("vision_only", "tiny", {"policy.input_ablation": "constant_instruction", "train.steps": 600}),

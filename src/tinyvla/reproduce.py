@@ -43,7 +43,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # What fits a 2-core laptop CPU in under an hour of generation + training (README, Meta-World): the
+    # What fits a 2-core laptop CPU in under an hour of generation + training (docs/metaworld.md): the
     # recipe of the best measured run (state dropout 0.5 is what made the camera matter; docs/metaworld/seeing.md).
     "cpu": Budget(
         data={"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},

@@ -45,7 +45,7 @@ class TinyVLAPolicy(Policy):
                  "policy.freeze_language": True, "policy.head_hidden": 512},
         # Robot data (Meta-World, ~4M): a FiLM-conditioned ConvNet sees the scene, a 2-layer text encoder;
         # chunks of 8 executed with temporal ensembling. Pair it with `tinyvla data metaworld --image-size 96
-        # --camera-pos close` (see README, Meta-World).
+        # --camera-pos close` (see docs/metaworld.md).
         "metaworld": {"policy.vision_encoder": "conv", "policy.film": True, "policy.vision_width": 128,
                       "policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4,
                       "policy.pool_heads": 4, "policy.head_hidden": 512, "policy.head_layers": 3,

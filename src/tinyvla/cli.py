@@ -152,6 +152,8 @@ def cmd_data(args, extra) -> int:
     out = Path(args.out)
     if args.task == "metaworld":
         return _data_metaworld(args, out)
+    if args.task == "libero":
+        return _data_libero(args, out)
     generate_toy_dataset(args.num_train, args.seed, name="train").save(out / "train")
     generate_toy_dataset(args.num_val, args.seed + 1, name="val").save(out / "val")
     print(f"wrote {args.num_train} train + {args.num_val} val frames of {args.task} to {out}")
@@ -171,6 +173,22 @@ def _data_metaworld(args, out: Path) -> int:
               f"mean length {r['mean_length']:.0f}")
     print(f"wrote {report['episodes']} episodes, {report['frames']} frames (LeRobot v3.0) to {out} in "
           f"{report['seconds']:.1f} s ({report['env_steps_per_s']:.0f} env steps/s with rendering); expert success "
+          f"{report['expert_success_rate']:.1%}")
+    return 0
+
+
+def _data_libero(args, out: Path) -> int:
+    from tinyvla.data.libero import LiberoGenerationConfig, generate_libero
+
+    cfg = LiberoGenerationConfig(suite=args.suite, tasks=args.task_ids, episodes_per_task=args.episodes_per_task,
+                                 image_size=args.image_size, image_convention=args.image_convention,
+                                 workers=args.workers)
+    report = generate_libero(out, cfg)
+    for task_id, r in report["tasks"].items():
+        print(f"  {task_id} {r['task_name'][:60]:60s} expert success {r['successes']}/{r['attempts']}, "
+              f"mean length {r['mean_length']:.0f}")
+    print(f"wrote {report['episodes']} episodes, {report['frames']} frames (LeRobot v3.0) to {out} in "
+          f"{report['seconds']:.1f} s ({report['env_steps_per_s']:.1f} env steps/s with two cameras); expert success "
           f"{report['expert_success_rate']:.1%}")
     return 0
 
@@ -368,7 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     g = sub.add_parser("data", help="generate a data set")
-    g.add_argument("task", choices=["toy", "metaworld"])
+    g.add_argument("task", choices=["toy", "metaworld", "libero"])
+    g.add_argument("--suite", default="object", help="libero: spatial | object | goal | 10 (experts so far: object)")
+    g.add_argument("--task-ids", default="all", help="libero: task ids of the suite, 'all' or e.g. 0,3")
+    g.add_argument("--image-convention", default="upright", choices=["upright", "lerobot"],
+                   help="libero: 'lerobot' mirrors frames left-right as LeRobot's/OpenVLA's LIBERO datasets do")
     g.add_argument("--out", required=True)
     g.add_argument("--num-train", type=int, default=50_000, help="toy: training frames")
     g.add_argument("--num-val", type=int, default=2_000, help="toy: held-out frames")

@@ -1,0 +1,148 @@
+"""LIBERO demonstrations from the privileged-state scripted expert, written as a LeRobot v3.0 dataset.
+
+Episodes start from each task's fixed initial states in order (0, 1, 2, ...): the k-th demonstration of
+a task comes from the k-th initial state the expert solved, so a run is reproducible and a policy can be
+evaluated on the states it was not trained on. Only successes are kept; every attempt is counted.
+Feature names are those of LeRobot's LIBERO datasets: observation.images.image (agent view),
+observation.images.wrist_image, observation.state (8-D), action (7-D).
+
+Each worker is a thread driving one LIBERO process (the simulation and rendering run there, a whole
+episode per round trip); the main thread writes episodes in task order, so the dataset does not depend
+on scheduling, and holds at most the tasks that finished ahead of the one being written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tinyvla.envs.libero import (ACTION_NAMES, CAMERAS, FPS, INIT_STATES_PER_TASK, STATE_NAMES, LiberoEnv,
+                                 libero_python, resolve_suite, resolve_task_ids)
+from tinyvla.errors import ConfigError
+from tinyvla.progress import progress_interval
+
+IMAGE_KEYS = {"image": "observation.images.image", "wrist_image": "observation.images.wrist_image"}
+
+
+@dataclass
+class LiberoGenerationConfig:
+    suite: str = "object"
+    tasks: str = "all"  # task ids of the suite: 'all' | '0,3,7'
+    episodes_per_task: int = 50  # successful demos kept per task (each from a different initial state)
+    image_size: int = 128
+    image_convention: str = "upright"  # 'lerobot': mirrored left-right, as LeRobot's/OpenVLA's LIBERO data
+    max_steps: int = 0  # 0: the suite's evaluation limit (tinyvla.envs.libero.MAX_STEPS)
+    workers: int = 1  # LIBERO processes (each ~1 core; rendering two cameras is the cost)
+
+
+def _task_worker(suite: str, task_id: int, cfg: LiberoGenerationConfig, emit) -> dict:
+    """Roll out the expert from initial states 0, 1, ... until `episodes_per_task` successes; each
+    episode goes to `emit(episode or None)` (None: the attempt failed)."""
+    env = LiberoEnv(suite, task_id, cfg.image_size, max_steps=cfg.max_steps or None,
+                    image_convention=cfg.image_convention)
+    if not env.has_expert:
+        env.close()
+        raise ConfigError(f"no scripted expert for {suite} task {task_id} yet (goal {env.goal}); experts so far: "
+                          "one pick-and-place goal, 'in' a region or 'on' an object (LIBERO-Object, -Spatial)")
+    kept, attempts, steps, lengths, t0 = 0, 0, 0, [], time.perf_counter()
+    try:
+        for init_state in range(env.n_init_states):
+            if kept >= cfg.episodes_per_task:
+                break
+            ep = env.rollout_expert(init_state, render=True)
+            attempts += 1
+            steps += len(ep["actions"])
+            if ep["success"]:
+                kept += 1
+                lengths.append(len(ep["actions"]))
+                emit({**ep, "instruction": env.instruction, "task_name": env.task_name})
+            else:
+                emit(None)
+    finally:
+        env.close()
+    seconds = time.perf_counter() - t0
+    return {"task_name": env.task_name, "instruction": env.instruction, "attempts": attempts, "successes": kept,
+            "expert_success_rate": kept / max(attempts, 1), "frames": int(sum(lengths)),
+            "mean_length": float(np.mean(lengths)) if lengths else 0.0, "steps": steps, "seconds": seconds,
+            "steps_per_s": steps / max(seconds, 1e-9)}
+
+
+def generate_libero(out: str | Path, cfg: LiberoGenerationConfig, progress: bool = True) -> dict:
+    """Roll out the expert on the suite's tasks and write a LeRobot dataset at `out`; -> the report
+    (also in meta/tinyvla.json)."""
+    from tinyvla.data.lerobot import LeRobotWriter
+
+    suite = resolve_suite(cfg.suite)
+    task_ids = resolve_task_ids(cfg.tasks, suite)
+    if not 1 <= cfg.episodes_per_task <= INIT_STATES_PER_TASK:
+        raise ConfigError(f"--episodes-per-task must be 1-{INIT_STATES_PER_TASK} (one per fixed initial state)")
+    if Path(out).exists():
+        raise ConfigError(f"{str(out)!r} already exists; choose a new --out directory")
+    libero_python()  # fail fast, before any output, when LIBERO is not installed
+    writer = LeRobotWriter(Path(out), fps=FPS, image_shape=(cfg.image_size, cfg.image_size, 3),
+                           state_names=STATE_NAMES, action_names=ACTION_NAMES, robot_type="panda",
+                           image_keys=tuple(IMAGE_KEYS[c] for c in CAMERAS))
+    bar = tqdm(total=len(task_ids) * cfg.episodes_per_task, desc="expert episodes", unit="ep", disable=not progress,
+               mininterval=progress_interval())
+    # Per task: the episodes not written yet; the main thread writes task k before task k + 1.
+    pending: dict[int, list] = {t: [] for t in task_ids}
+    cond = threading.Condition()
+    t0 = time.perf_counter()
+    report: dict = {"config": vars(cfg).copy(), "suite": suite, "tasks": {}}
+
+    def emitter(task_id: int):
+        def emit(ep):
+            with cond:
+                pending[task_id].append(ep)
+                cond.notify_all()
+        return emit
+
+    with writer, ThreadPoolExecutor(max(1, cfg.workers)) as pool:
+        futures = {t: pool.submit(_task_worker, suite, t, cfg, emitter(t)) for t in task_ids}
+        try:
+            for task_id in task_ids:
+                while True:
+                    with cond:
+                        while not pending[task_id] and not futures[task_id].done():
+                            cond.wait(timeout=0.5)
+                        batch, pending[task_id] = pending[task_id], []
+                    for ep in batch:
+                        if ep is not None:
+                            writer.add_episode({IMAGE_KEYS[c]: ep["images"][c] for c in CAMERAS}, ep["states"],
+                                               ep["actions"], ep["instruction"], task_name=ep["task_name"],
+                                               suite=suite, task_id=task_id, init_state=ep["init_state"],
+                                               success=ep["success"])
+                            bar.update(1)
+                    if not batch and futures[task_id].done():
+                        break
+                task_report = futures[task_id].result()  # re-raises a worker's error
+                report["tasks"][task_id] = task_report
+                bar.update(cfg.episodes_per_task - task_report["successes"])  # the bar counts wanted episodes
+        except BaseException:
+            for f in futures.values():
+                f.cancel()
+            raise
+        finally:
+            bar.close()
+        per_task = report["tasks"].values()
+        seconds = time.perf_counter() - t0
+        report.update({
+            "episodes": sum(r["successes"] for r in per_task), "frames": sum(r["frames"] for r in per_task),
+            "attempts": sum(r["attempts"] for r in per_task), "seconds": seconds,
+            "env_steps_per_s": sum(r["steps"] for r in per_task) / seconds,
+        })
+        report["expert_success_rate"] = report["episodes"] / max(report["attempts"], 1)
+        writer.extra_meta = {"generator": "tinyvla data libero", "suite": suite,
+                             "libero_cameras": {"cameras": list(CAMERAS), "image_size": cfg.image_size,
+                                        "image_convention": cfg.image_convention}, "report": report}
+        writer.close()
+    return report
+
+
+__all__ = ["LiberoGenerationConfig", "generate_libero", "IMAGE_KEYS"]

@@ -1,0 +1,198 @@
+"""A scripted pick-and-place expert for LIBERO that reads privileged simulator state.
+
+Pure numpy (no LIBERO, no torch): it runs inside the LIBERO worker process (tinyvla.envs.libero_worker),
+which hands it, every step, a `Scene` of world-frame quantities read from the simulator: the gripper's
+position and orientation, the collision-geometry bounding box (AABB) of the object to move and of the
+container, and the goal region. Actions are LIBERO's: OSC_POSE deltas in [-1, 1] (x, y, z, then
+axis-angle rotation) and the gripper (-1 open, +1 close), at 20 Hz.
+
+The plan, a small state machine: hover above the object's AABB with the gripper pointing down (the
+orientation at reset is held), descend to a grasp height inside the box, close, lift high enough to clear
+the container, carry the object (not the hand) over the goal region, lower, open, back off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+HAND_HALF_LENGTH = 0.105  # the Panda hand's collision box around the grip point, along the finger axis
+HAND_HALF_WIDTH = 0.035  # ... and across it
+HAND_ABOVE_GRIP = 0.035  # its underside above the grip point
+FINGER_OPEN = 0.04  # each finger's distance from the grip point, open
+POS_SCALE = 0.05  # metres per unit of action (the OSC controller's output_max for x, y, z)
+ROT_SCALE = 0.5  # radians per unit of action
+
+
+@dataclass
+class Scene:
+    """World-frame privileged state for one step (metres; quaternions x, y, z, w)."""
+
+    eef_pos: np.ndarray  # (3,)
+    eef_quat: np.ndarray  # (4,)
+    gripper_qpos: np.ndarray  # (2,) finger joint positions
+    object_pos: np.ndarray  # (3,) the moved object's body position (what the success check tests)
+    object_lo: np.ndarray  # (3,) its collision AABB
+    object_hi: np.ndarray
+    region_pos: np.ndarray  # (3,) the goal region's centre
+    region_half: np.ndarray  # (3,) its half extents (world axes)
+    container_hi: np.ndarray  # (3,) top corner of the container's (or target's) AABB (z: its rim / top)
+    clear_z: float  # the height the carried object's bottom must clear on its way (>= container_hi[2])
+    neighbours: np.ndarray  # (k, 2, 3) AABBs (lo, hi) of the other movable objects
+    finger_axis: np.ndarray  # (3,) unit vector from one fingertip to the other
+
+
+def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
+    """(x, y, z, w) -> axis * angle (3,), angle in [0, pi]."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q)
+    if q[3] < 0:
+        q = -q
+    s = np.sqrt(max(1.0 - q[3] * q[3], 0.0))
+    if s < 1e-8:
+        return np.zeros(3)
+    return q[:3] / s * 2.0 * np.arccos(np.clip(q[3], -1.0, 1.0))
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
+
+
+def _quat_inv(q: np.ndarray) -> np.ndarray:
+    return np.array([-q[0], -q[1], -q[2], q[3]]) / np.dot(q, q)
+
+
+class PickPlaceExpert:
+    """Pick the object up and put it down in / on the goal (`in X basket` of LIBERO-Object, `on X plate`)."""
+
+    hover = 0.08  # metres above the object's top before descending
+    clearance = 0.05  # the carried object's bottom above the container's rim
+    gain = 1.0 / (POS_SCALE * 2.0)  # action per metre of error: full speed beyond 10 cm
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase, self.timer = "hover", 0
+        self.home_quat: np.ndarray | None = None
+        self.grasp: np.ndarray | None = None  # the grasp point, fixed when the hover starts
+        self.hang = 0.0  # grip point minus the object's bottom, measured when lifted
+        self.offset = np.zeros(2)  # hand minus object (x, y), measured when the carry starts
+        self.retries = 0
+
+    def _grasp_point(self, s: Scene) -> np.ndarray:
+        centre = (s.object_lo + s.object_hi) / 2
+        height = s.object_hi[2] - s.object_lo[2]
+        u = np.asarray(s.finger_axis[:2], dtype=np.float64)
+        u = u / max(np.linalg.norm(u), 1e-9)
+        v = np.array([-u[1], u[0]])
+        corners = np.array([[x, y] for x in (s.object_lo[0], s.object_hi[0]) for y in (s.object_lo[1], s.object_hi[1])])
+        half_u = np.abs((corners - centre[:2]) @ u).max()
+        half_v = np.abs((corners - centre[:2]) @ v).max()
+        if min(half_u, half_v) > FINGER_OPEN - 0.008:  # wider than the open gripper every way (a bowl): its rim
+            z = s.object_hi[2] - 0.02
+            rims = [centre[:2] + sign * (half_u - 0.012) * u for sign in (1.0, -1.0)]
+            p = min(rims, key=lambda p: self._blocked(s, p, z, u, v))
+            return np.array([p[0], p[1], z])
+        z = max(s.object_hi[2] - 0.03, s.object_lo[2] + min(0.02, height / 2))
+        shift = self._free_shift(s, centre[:2], z, u, v, half_u, half_v)
+        return np.array([centre[0] + shift[0], centre[1] + shift[1], z])
+
+    @staticmethod
+    def _blocked(s: Scene, p: np.ndarray, z: float, u: np.ndarray, v: np.ndarray) -> float:
+        """How much of the hand's and the open fingers' footprint at grasp point (p, z) neighbours take (m^2)."""
+        # (u half-extent, v half-extent, height above the grasp point from which a neighbour blocks the part)
+        parts = [(HAND_HALF_LENGTH, HAND_HALF_WIDTH, HAND_ABOVE_GRIP),
+                 (FINGER_OPEN + 0.015, 0.015, -0.005)]  # both open fingers' pads (and a margin)
+        blocked = 0.0
+        for lo, hi in s.neighbours:
+            for pu, pv, above in parts:
+                if hi[2] <= z + above:
+                    continue
+                nc = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])]) - p
+                nu, nv = nc @ u, nc @ v
+                overlap_u = min(nu.max(), pu) - max(nu.min(), -pu)
+                overlap_v = min(nv.max(), pv) - max(nv.min(), -pv)
+                if overlap_u > 0 and overlap_v > 0:
+                    blocked += overlap_u * overlap_v
+        return blocked
+
+    def _free_shift(self, s: Scene, centre: np.ndarray, z: float, u: np.ndarray, v: np.ndarray, half_u: float,
+                    half_v: float) -> np.ndarray:
+        """The smallest horizontal shift of the grasp point that keeps the hand and the open fingers off the
+        neighbours (the hand is ~21 cm long along the finger axis: a flat object next to a tall one is
+        grasped off-centre), while the fingers still straddle the object."""
+        best, best_cost = np.zeros(2), np.inf
+        steps = np.arange(-0.03, 0.0301, 0.005)
+        for du in steps:
+            if abs(du) + half_u > FINGER_OPEN - 0.008:
+                continue
+            for dv in steps:
+                if abs(dv) > max(half_v - 0.012, 0.0):
+                    continue
+                cost = self._blocked(s, centre + du * u + dv * v, z, u, v) * 1e4 + np.hypot(du, dv)
+                if cost < best_cost:
+                    best, best_cost = du * u + dv * v, cost
+        return best
+
+    def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
+        delta = np.clip((target - s.eef_pos) * self.gain, -1.0, 1.0)
+        # hold the reset orientation (gripper pointing down) against drift
+        err = quat_to_axis_angle(_quat_mul(self.home_quat, _quat_inv(s.eef_quat)))
+        rot = np.clip(err / ROT_SCALE * 2.0, -1.0, 1.0)
+        return np.concatenate([delta, rot, [gripper]]).astype(np.float32)
+
+    def act(self, s: Scene) -> np.ndarray:
+        if self.home_quat is None:
+            self.home_quat = np.asarray(s.eef_quat, dtype=np.float64).copy()
+        self.timer += 1
+        close = 1.0
+        if self.phase == "hover":
+            self.grasp = self._grasp_point(s)
+            target = self.grasp + np.array([0, 0, s.object_hi[2] - self.grasp[2] + self.hover])
+            if np.linalg.norm(target - s.eef_pos) < 0.01 or self.timer > 80:
+                self.phase, self.timer = "descend", 0
+            return self._move(s, target, -1.0)
+        if self.phase == "descend":
+            if np.linalg.norm(self.grasp - s.eef_pos) < 0.008 or self.timer > 40:
+                self.phase, self.timer = "close", 0
+            return self._move(s, self.grasp, -1.0)
+        if self.phase == "close":
+            if self.timer > 12:
+                self.phase, self.timer = "lift", 0
+                self.hang = s.eef_pos[2] - s.object_lo[2]
+            return self._move(s, self.grasp, close)
+        carry_z = s.clear_z + self.clearance + self.hang
+        above = np.array([*(s.region_pos[:2] + self.offset), carry_z])  # the object, not the hand, over the region
+        if self.phase == "lift":
+            target = np.array([self.grasp[0], self.grasp[1], carry_z])
+            if self.timer > 8 and np.sum(np.abs(s.gripper_qpos)) < 0.006 and self.retries < 2:
+                self.phase, self.timer, self.retries = "hover", 0, self.retries + 1  # closed on nothing: again
+                return self._move(s, target, -1.0)
+            if s.eef_pos[2] > carry_z - 0.02 or self.timer > 60:
+                self.phase, self.timer = "carry", 0
+                self.offset = s.eef_pos[:2] - s.object_pos[:2]
+            return self._move(s, target, close)
+        if self.phase == "carry":
+            if np.linalg.norm(above[:2] - s.eef_pos[:2]) < 0.01 or self.timer > 100:
+                self.phase, self.timer = "lower", 0
+            return self._move(s, above, close)
+        if self.phase == "lower":
+            target = np.array([above[0], above[1], s.container_hi[2] + 0.01 + self.hang])
+            if abs(target[2] - s.eef_pos[2]) < 0.01 or self.timer > 30:
+                self.phase, self.timer = "release", 0
+            return self._move(s, target, close)
+        if self.phase == "release":
+            if self.timer > 10:
+                self.phase, self.timer = "retreat", 0
+            return self._move(s, s.eef_pos.copy(), -1.0)
+        return self._move(s, np.array([s.eef_pos[0], s.eef_pos[1], carry_z + 0.05]), -1.0)  # retreat
+
+
+EXPERTS = {"pick_place": PickPlaceExpert}
+
+__all__ = ["Scene", "PickPlaceExpert", "EXPERTS", "quat_to_axis_angle"]

@@ -42,6 +42,11 @@ def _write_json(path: str, obj: dict) -> None:
         Path(path).write_text(json.dumps(obj, indent=2))
 
 
+def _or(value, default):
+    """A flag's per-environment default when the user did not give it (0 stays 0, to be refused)."""
+    return default if value is None else value
+
+
 def _policy_type(overrides: dict[str, str]) -> str:
     return overrides.pop("policy.type", "tinyvla")
 
@@ -70,10 +75,30 @@ def cmd_eval(args, extra) -> int:
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
     token = args.token or os.environ.get("TINYVLA_SERVE_TOKEN", "")
+    if args.env == "libero":
+        from tinyvla.eval.libero import LiberoEvalConfig, run_libero_eval
+
+        cfg = LiberoEvalConfig(suite=args.suite, tasks=args.task_ids, episodes=_or(args.episodes, 50),
+                               camera=args.camera or "image", max_steps=args.max_steps, blind=not args.no_blind,
+                               videos=args.videos)
+        report, out = run_libero_eval(cfg, checkpoint=args.checkpoint, server=args.server, token=token,
+                                      transport=args.transport, device=args.device, precision=args.precision,
+                                      mode=args.mode, out=args.out)
+        _write_json(args.json, report)
+        o = report["overall"]
+        for tid, r in report["tasks"].items():
+            print(f"  task {tid:>2} {r['success_rate']:6.1%}  ({r['successes']}/{r['episodes']})"
+                  + (f"  blind {r['blind_success']:6.1%}" if "blind_success" in r else "") + f"  {r['instruction']}")
+        print(f"{report['suite']} mean success {report['mean_success_rate']:.1%} (95% CI {o['success_ci95'][0]:.1%}-"
+              f"{o['success_ci95'][1]:.1%}); {report['episodes_per_minute']:.1f} episodes/min; results in {out}"
+              + (f"; blind control {o['blind_success']:.1%}, vision dependence {o['vision_dependence']:+.1f} points"
+                 if "blind_success" in o else ""))
+        return 0
     if args.env == "metaworld":
         from tinyvla.eval.metaworld import MetaWorldEvalConfig, run_metaworld_eval, summary_lines
 
-        cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
+        cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=_or(args.episodes, 100), seed=args.seed,
+                                  max_steps=_or(args.max_steps, 500),
                                   camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
                                   blind=not args.no_blind, workers=args.workers, envs_per_worker=args.envs_per_worker,
                                   videos=args.videos)
@@ -91,12 +116,12 @@ def cmd_eval(args, extra) -> int:
     if args.server:
         if args.mode != "eager":
             raise ConfigError("--mode applies to a local checkpoint; --server evaluates the served policy as it runs")
-        report = evaluate_server(args.server, checkpoint=args.checkpoint, episodes=args.episodes, seed=args.seed,
+        report = evaluate_server(args.server, checkpoint=args.checkpoint, episodes=_or(args.episodes, 100), seed=args.seed,
                                  token=token, transport=args.transport, out=args.out or None)
         via = f"{report['policy']} via {args.server}: "
     else:
         report = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, num_val=args.num_val,
-                                     episodes=args.episodes, seed=args.seed, device=args.device,
+                                     episodes=_or(args.episodes, 100), seed=args.seed, device=args.device,
                                      precision=args.precision, mode=args.mode, out=args.out or None)
         via = f"val L2 {report['val_l2']:.4f} over {report['val_frames']} frames; "
     lo, hi = report["success_ci95"]
@@ -344,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--server", default="", help="evaluate a policy served by `tinyvla serve` at this URL")
     e.add_argument("--token", default="", help="bearer token for --server (or env TINYVLA_SERVE_TOKEN)")
     e.add_argument("--transport", default="http", choices=["http", "ws"], help="--server: JSON over HTTP or msgpack over WebSocket")
-    e.add_argument("--episodes", type=int, default=100)
+    e.add_argument("--episodes", type=int, default=None, help="toy: episodes (default 100); metaworld: per task "
+                   "(default 100); libero: initial states per task, the first N of 50 (default 50)")
     e.add_argument("--dataset", default="", help="toy: a saved split (default: the toy task's held-out split); "
                    "metaworld: a dataset whose recorded camera must be the checkpoint's")
     e.add_argument("--num-val", type=int, default=2000)
@@ -355,10 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the network in PyTorch (eager), ONNX Runtime on the CPU (fp32 / dynamic int8) or "
                    "compiled / CUDA-graph-captured on a GPU")
     e.add_argument("--json", default="")
-    e.add_argument("--env", default="toy", choices=["toy", "metaworld"], help="closed-loop environment")
+    e.add_argument("--env", default="toy", choices=["toy", "metaworld", "libero"], help="closed-loop environment")
+    e.add_argument("--suite", default="object", help="libero: spatial | object | goal | 10")
+    e.add_argument("--task-ids", default="all", help="libero: task ids of the suite, 'all' or e.g. 0,3")
     e.add_argument("--tasks", default="mt10", help="metaworld: mt10 | mt50 | easy | medium | hard | very_hard | "
                    "task names, comma-separated")
-    e.add_argument("--max-steps", type=int, default=500, help="metaworld: steps before an episode counts as failed")
+    e.add_argument("--max-steps", type=int, default=None, help="steps before an episode counts as failed (metaworld: "
+                   "500; libero: the suite's 220 / 280 / 300 / 520)")
     e.add_argument("--camera", default="", help="metaworld: corner | corner2 | ... (default: the checkpoint's, else "
                    "corner2; another than the checkpoint's is an error)")
     e.add_argument("--camera-pos", default="", help="metaworld: close | closer | X,Y,Z (default: the checkpoint's)")

@@ -65,11 +65,11 @@ BUDGETS: dict[str, Budget] = {
     # computed once and cached (so no image augmentation), chunk 8 executed 4 at a time, state dropout 0.5.
     "cpu_pretrained": Budget(
         data={"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
-        train={"train.steps": 3000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 500,
+        train={"train.steps": 6000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
                "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
                "policy.n_action_steps": 4, "policy.head_layers": 3},
         preset="pretrained",
-        note="2-core CPU: ~40 min of tower features once, then ~20-30 min of training per seed; "
+        note="2-core CPU: ~40-50 min of tower features once, then ~30 min of training per seed; "
              "pip install 'tinyvla[pretrained]'",
     ),
     # Seconds, for tests and to check an installation: the whole pipeline at toy scale.

@@ -6,6 +6,11 @@ evaluated on the states it was not trained on. Only successes are kept; every at
 Feature names are those of LeRobot's LIBERO datasets: observation.images.image (agent view),
 observation.images.wrist_image, observation.state (8-D), action (7-D).
 
+Every expert episode (success or failure) is cached on disk as soon as it is rolled out
+($TINYVLA_CACHE_DIR or ~/.cache/tinyvla, under libero/<settings>-<expert code hash>/), so an interrupted
+generation picks up where it stopped when run again, and a larger run reuses a smaller one's episodes;
+editing the expert's code starts a new cache.
+
 Each worker is a thread driving one LIBERO process (the simulation and rendering run there, a whole
 episode per round trip); the main thread writes episodes in task order, so the dataset does not depend
 on scheduling, and holds at most the tasks that finished ahead of the one being written.
@@ -13,6 +18,8 @@ on scheduling, and holds at most the tasks that finished ahead of the one being 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +48,34 @@ class LiberoGenerationConfig:
     workers: int = 1  # LIBERO processes (each ~1 core; rendering two cameras is the cost)
 
 
+def episode_cache(suite: str, cfg: LiberoGenerationConfig) -> Path:
+    """Where this suite's expert episodes at these settings are cached (the expert's source in the key)."""
+    from tinyvla.envs import libero_expert
+
+    code = hashlib.sha256(Path(libero_expert.__file__).read_bytes()).hexdigest()[:12]
+    root = Path(os.environ.get("TINYVLA_CACHE_DIR") or Path.home() / ".cache" / "tinyvla") / "libero"
+    return root / f"{suite}-{cfg.image_size}px-{cfg.image_convention}-max{cfg.max_steps or 0}-{code}"
+
+
+def _load_episode(path: Path) -> dict | None:
+    try:
+        with np.load(path) as z:
+            ep = {"states": z["states"], "actions": z["actions"], "success": bool(z["success"]),
+                  "init_state": int(z["init_state"]), "images": {c: z[f"image_{c}"] for c in CAMERAS}}
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: roll it out again
+    ep["seconds"] = 0.0
+    return ep
+
+
+def _save_episode(path: Path, ep: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
+    np.savez(tmp, states=ep["states"], actions=ep["actions"], success=ep["success"], init_state=ep["init_state"],
+             **{f"image_{c}": ep["images"][c] for c in CAMERAS})
+    os.replace(tmp, path)  # a crash never leaves a half-written episode under the final name
+
+
 def _task_worker(suite: str, task_id: int, cfg: LiberoGenerationConfig, emit) -> dict:
     """Roll out the expert from initial states 0, 1, ... until `episodes_per_task` successes; each
     episode goes to `emit(episode or None)` (None: the attempt failed)."""
@@ -51,11 +86,16 @@ def _task_worker(suite: str, task_id: int, cfg: LiberoGenerationConfig, emit) ->
         raise ConfigError(f"no scripted expert for {suite} task {task_id} yet (goal {env.goal}); experts so far: "
                           "one pick-and-place goal, 'in' a region or 'on' an object (LIBERO-Object, -Spatial)")
     kept, attempts, steps, lengths, t0 = 0, 0, 0, [], time.perf_counter()
+    cache = episode_cache(suite, cfg)
     try:
         for init_state in range(env.n_init_states):
             if kept >= cfg.episodes_per_task:
                 break
-            ep = env.rollout_expert(init_state, render=True)
+            cached = cache / f"task{task_id}_init{init_state}.npz"
+            ep = _load_episode(cached) if cached.is_file() else None
+            if ep is None:
+                ep = env.rollout_expert(init_state, render=True)
+                _save_episode(cached, ep)
             attempts += 1
             steps += len(ep["actions"])
             if ep["success"]:
@@ -145,4 +185,4 @@ def generate_libero(out: str | Path, cfg: LiberoGenerationConfig, progress: bool
     return report
 
 
-__all__ = ["LiberoGenerationConfig", "generate_libero", "IMAGE_KEYS"]
+__all__ = ["LiberoGenerationConfig", "generate_libero", "IMAGE_KEYS", "episode_cache"]

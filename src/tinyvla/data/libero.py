@@ -72,8 +72,7 @@ def _save_episode(path: Path, ep: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
     np.savez_compressed(tmp, states=ep["states"], actions=ep["actions"], success=ep["success"],
-                        init_state=ep["init_state"],
-             **{f"image_{c}": ep["images"][c] for c in CAMERAS})
+                        init_state=ep["init_state"], **{f"image_{c}": ep["images"][c] for c in CAMERAS})
     os.replace(tmp, path)  # a crash never leaves a half-written episode under the final name
 
 

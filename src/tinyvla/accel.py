@@ -32,6 +32,11 @@ def bucket_for(n: int, buckets: tuple[int, ...] = BUCKETS) -> int:
     return next((b for b in buckets if b >= n), n)
 
 
+def buckets_up_to(max_batch: int) -> tuple[int, ...]:
+    """The buckets below `max_batch`, then `max_batch` itself (a server never batches more)."""
+    return tuple(b for b in BUCKETS if b < max_batch) + (max_batch,)
+
+
 def pad_rows(x: torch.Tensor | None, size: int) -> torch.Tensor | None:
     """Pad the batch dimension to `size` by repeating the last row (real data: no NaN paths, same dtype)."""
     if x is None or x.shape[0] == size:
@@ -156,4 +161,4 @@ class AcceleratedPolicy:
         return self.policy.num_parameters(trainable_only)
 
 
-__all__ = ["GPU_MODES", "BUCKETS", "AcceleratedPolicy", "bucket_for", "pad_rows", "check_mode"]
+__all__ = ["GPU_MODES", "BUCKETS", "AcceleratedPolicy", "bucket_for", "buckets_up_to", "pad_rows", "check_mode"]

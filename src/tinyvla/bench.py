@@ -107,22 +107,33 @@ INFER_MODES = ("eager", "onnx", "onnx-int8", "compile", "cudagraph")
 CPU_MODES, CUDA_MODES = ("eager", "onnx", "onnx-int8"), ("eager", "compile", "cudagraph")
 
 
-def make_runner(policy: Policy, mode: str, precision: str = "auto"):
+def check_device(mode: str, device: torch.device) -> None:
+    """ONNX Runtime runs on the CPU, compile / cudagraph on a CUDA GPU: another device is a one-line error."""
+    from tinyvla.accel import check_mode
+
+    check_mode(mode, device)
+    if mode.startswith("onnx") and device.type != "cpu":
+        raise ConfigError(f"--mode {mode} runs ONNX Runtime on the CPU; use --device cpu (or compile / cudagraph "
+                          "on a GPU)")
+
+
+def make_runner(policy: Policy, mode: str, precision: str = "auto", max_batch: int = 0):
     """A predict_action_chunk-compatible runner for `mode`: eager PyTorch, ONNX Runtime (CPU) or the
-    compiled / graph-captured network (CUDA; `precision` bf16 where supported, see tinyvla.accel)."""
+    compiled / graph-captured network (CUDA; `precision` bf16 where supported, batch buckets up to
+    `max_batch` when given; see tinyvla.accel). A mode the policy's device cannot run is a user error."""
     if mode == "eager":
         return policy.eval()
     if mode in ("compile", "cudagraph"):
-        from tinyvla.accel import AcceleratedPolicy
+        from tinyvla.accel import BUCKETS, AcceleratedPolicy, buckets_up_to
 
-        return AcceleratedPolicy(policy, mode, precision=precision)
+        return AcceleratedPolicy(policy, mode, precision=precision,
+                                 buckets=buckets_up_to(max_batch) if max_batch else BUCKETS)
     if mode in ("onnx", "onnx-int8"):
         from tinyvla.export import OnnxPolicy
 
-        if policy.device.type != "cpu":
-            raise ValueError("ONNX Runtime modes run on the CPU")
+        check_device(mode, policy.device)
         return OnnxPolicy(policy, quantize=mode == "onnx-int8")
-    raise ValueError(f"unknown inference mode {mode!r}; choose from {', '.join(INFER_MODES)}")
+    raise ConfigError(f"unknown inference mode {mode!r}; choose from {', '.join(INFER_MODES)}")
 
 
 def _percentiles(times_ms: list[float]) -> tuple[float, float]:
@@ -192,10 +203,8 @@ def bench_infer(policy: Policy, make_batch, *, modes: list[str], calls: int = 20
 
 # ---- what `tinyvla bench train|infer` and `tinyvla reproduce speed` run ------------------------------
 def parse_modes(mode: str, device: torch.device) -> list[str]:
-    """"all" or a comma list -> the modes to time (eager first, as the parity reference). An unknown mode
-    is a user error; ONNX modes are dropped off the CPU (ONNX Runtime runs there only)."""
-    from tinyvla.accel import check_mode
-
+    """"all" (what this device runs) or a comma list -> the modes to time (eager first, as the parity
+    reference). An unknown mode, or one this device cannot run, is a user error before any model is built."""
     if mode == "all":  # what runs on this device
         return list(CUDA_MODES if device.type == "cuda" else CPU_MODES)
     modes = [m.strip() for m in mode.split(",") if m.strip()]
@@ -204,10 +213,7 @@ def parse_modes(mode: str, device: torch.device) -> list[str]:
         raise ConfigError(f"unknown inference mode {', '.join(unknown) or repr(mode)}; choose all or a comma list "
                           f"of {', '.join(INFER_MODES)}")
     for m in modes:
-        check_mode(m, device)  # compile / cudagraph need a GPU: one line saying so
-        if m.startswith("onnx") and device.type != "cpu":
-            raise ConfigError(f"--mode {m} runs ONNX Runtime on the CPU; use --device cpu (or compile / cudagraph "
-                              "on a GPU)")
+        check_device(m, device)
     return modes if "eager" in modes else ["eager", *modes]
 
 
@@ -222,18 +228,13 @@ def infer_benchmark(*, preset: str = "tiny", policy_type: str = "tinyvla", overr
     if checkpoint:
         if overrides:
             raise ConfigError("config overrides do not apply to a saved --checkpoint")
-        policy = Policy.from_pretrained(checkpoint, device=dev)
-        source = checkpoint
-        run = None
-    else:
-        run = build_run_config(policy_type, preset, dict(overrides or {}))
-        torch.manual_seed(0)
-        source = f"preset {preset} (random weights)"
-    if run is not None:
-        data = placeholder_dataset(run.policy, 256)  # the toy task where its shapes fit the preset
-        policy = new_policy(run.policy, data).to(dev)
-    else:
+        policy, source = Policy.from_pretrained(checkpoint, device=dev), checkpoint
         data = placeholder_dataset(policy.config, 256)
+    else:  # random weights at the preset's shape: speed does not depend on the values
+        run = build_run_config(policy_type, preset, dict(overrides or {}))
+        data = placeholder_dataset(run.policy, 256)  # the toy task where its shapes fit the preset
+        torch.manual_seed(0)
+        policy, source = new_policy(run.policy, data).to(dev), f"preset {preset} (random weights)"
 
     def make_batch(n):
         return data.batch(torch.arange(n) % len(data))

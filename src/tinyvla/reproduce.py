@@ -26,6 +26,7 @@ import numpy as np
 
 from tinyvla.errors import ConfigError
 from tinyvla.eval.results import ClosedLoopResult
+from tinyvla.report import try_write_report
 
 BENCHMARKS = {"mt10": "mt10", "mt50": "mt50"}
 
@@ -151,7 +152,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> d
     report = summarize(cfg, budget, results, times)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(report_markdown(report))
-    _page(out)
+    try_write_report(out)
     return report
 
 
@@ -315,19 +316,13 @@ def list_recipes() -> str:
     return "\n".join(lines)
 
 
-def _page(out: Path) -> None:
-    from tinyvla.report import try_write_report
-
-    try_write_report(out)
-
-
 def _write_table(out: Path, name: str, markdown: str, data: dict, command: str) -> None:
     """table.md (stamped with the command, date and machine) + table.json, then the run's report.html."""
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
     header = f"<!-- made by `{command}` on {stamp}, {platform.machine()} x{os.cpu_count()} -->\n"
     (out / "table.md").write_text(header + markdown)
     (out / "table.json").write_text(json.dumps({"recipe": name, "command": command, "made": stamp, **data}, indent=2))
-    _page(out)
+    try_write_report(out)
 
 
 def reproduce_result(name: str, out: str | Path, *, budget: str = "cpu", seeds: list[int] | None = None,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from tinyvla.constants import OBS_IMAGE, OBS_STATE, TASK
 from tinyvla.errors import ConfigError
-from tinyvla.eval.results import ClosedLoopResult, write_results
+from tinyvla.eval.results import ClosedLoopResult, save_gif, write_results
 from tinyvla.utils import autocast_context
 
 SHADOW_OFFSET = 25  # the blind control's other scene: initial state (i + 25) mod 50
@@ -113,10 +113,8 @@ def evaluate_libero(policy, cfg: LiberoEvalConfig, out_dir: str | Path | None = 
                 env_steps += steps
                 bar.update(1)
                 if frames:
-                    from tinyvla.eval.metaworld import _save_gif
-
                     path = out / "videos" / f"task{task_id}_init{i}_{'success' if ok else 'fail'}.gif"
-                    _save_gif(frames, path, scale=2)
+                    save_gif(frames, path, scale=2)
                     videos.append(str(path))
                 if shadow is not None:
                     ok_blind, steps = _episode(policy, env, shadow, cfg, i, None)
@@ -197,9 +195,6 @@ def run_libero_eval(cfg: LiberoEvalConfig, *, checkpoint: str = "", server: str 
         if hasattr(policy, "close"):
             policy.close()
     write_results(out, report, markdown(report))
-    from tinyvla.report import try_write_report
-
-    try_write_report(out)
     return report, out
 
 

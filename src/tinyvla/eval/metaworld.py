@@ -12,7 +12,6 @@ After the sighted pass, a blind control replays the same episodes with the camer
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import time
 from collections import deque
@@ -27,7 +26,8 @@ from tinyvla.constants import OBS_IMAGE, OBS_STATE, TASK
 from tinyvla.ensemble import TemporalEnsembler
 from tinyvla.envs.metaworld import MT50, camera_settings, difficulty_of, parse_camera_pos, resolve_tasks
 from tinyvla.errors import ConfigError
-from tinyvla.eval.results import ClosedLoopResult
+from tinyvla.eval.results import ClosedLoopResult, save_gif, write_results
+from tinyvla.report import try_write_report
 from tinyvla.progress import progress_interval
 from tinyvla.utils import autocast_context
 
@@ -231,14 +231,6 @@ class MetaWorldResult:
                 "env_steps_per_s": self.env_steps / max(self.seconds, 1e-9), "videos": self.videos}
 
 
-def _save_gif(frames: list[np.ndarray], path: Path, scale: int = 4) -> None:
-    from PIL import Image
-
-    images = [Image.fromarray(np.kron(f.transpose(1, 2, 0), np.ones((scale, scale, 1), dtype=np.uint8))) for f in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
-
-
 def _rollout(policy, pool: _EnvPool, cfg: MetaWorldEvalConfig, tasks: list[str], *, blind: bool,
              out: Path | None, progress: bool) -> tuple[dict[str, ClosedLoopResult], int, list[str]]:
     """Every task's `episodes` fixed scenes through `pool`'s slots -> (per task result, env steps, videos)."""
@@ -303,7 +295,7 @@ def _rollout(policy, pool: _EnvPool, cfg: MetaWorldEvalConfig, tasks: list[str],
                     r[0], r[1], r[2] = r[0] + 1, r[1] + int(success), r[2] + sl.steps
                     if sl.frames is not None:
                         path = out / "videos" / f"{sl.task}_ep{sl.k}_{'success' if success else 'fail'}.gif"
-                        _save_gif(sl.frames, path)
+                        save_gif(sl.frames, path)
                         videos.append(str(path))
                     finished.append(s)
                     bar.update(1)
@@ -357,10 +349,8 @@ def evaluate_metaworld(policy, cfg: MetaWorldEvalConfig, out_dir: str | Path | N
 
 def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World closed-loop success") -> None:
     """results.json, results.md (per task, CI, blind control) and success.png (bars with 95% CI whiskers,
-    blind-control bars beside them)."""
+    blind-control bars beside them), then report.html."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(report, indent=2))
     rows, o = report["tasks"], report["overall"]
     blind = "blind_success" in o
     cam = report.get("camera") or {}
@@ -382,7 +372,7 @@ def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World clo
               f"{o['success_ci95'][1]:.0%} (all episodes) | |"
               + (f" **{o['blind_success']:.1%}** | **{o['vision_dependence']:+.1f} pts** |" if blind else ""), ""]
     lines += ["By difficulty: " + ", ".join(f"{g} {v:.1%}" for g, v in report["by_difficulty"].items()), ""]
-    (out / "results.md").write_text("\n".join(lines))
+    write_results(out, report, lines, page=False)  # the page after the plot, so that it shows it
 
     import matplotlib
 
@@ -409,6 +399,7 @@ def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World clo
     fig.tight_layout()
     fig.savefig(out / "success.png", dpi=120)
     plt.close(fig)
+    try_write_report(out)
 
 
 def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server: str = "", token: str = "",
@@ -464,9 +455,6 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
               "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
               "device": str(dev), **result.to_dict()}  # to_dict's "camera": the settings rendered with
     write_report(report, out)
-    from tinyvla.report import try_write_report
-
-    try_write_report(out)  # report.html beside results.json: the page to look at
     return report, out
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyvla.report import try_write_report
+
 
 @dataclass
 class ClosedLoopResult:
@@ -38,13 +40,25 @@ class ClosedLoopResult:
                 "success_ci95": [lo, hi], "mean_episode_steps": self.mean_steps}
 
 
-def write_results(out_dir: str | Path, report: dict, markdown: list[str]) -> Path:
-    """results.json + results.md in `out_dir` (created)."""
+def write_results(out_dir: str | Path, report: dict, markdown: list[str], page: bool = True) -> Path:
+    """results.json + results.md in `out_dir` (created), then its report.html unless `page` is off (a caller
+    that adds files first writes the page itself)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2))
     (out / "results.md").write_text("\n".join(markdown) + "\n")
+    if page:
+        try_write_report(out)  # a page that cannot be written is a warning, never a failed evaluation
     return out
 
 
-__all__ = ["ClosedLoopResult", "write_results"]
+def save_gif(frames: list[np.ndarray], path: Path, scale: int = 4) -> None:
+    """(3, H, W) uint8 frames -> an animated GIF, each pixel scaled up `scale` times."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.kron(f.transpose(1, 2, 0), np.ones((scale, scale, 1), dtype=np.uint8))) for f in frames]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+
+
+__all__ = ["ClosedLoopResult", "write_results", "save_gif"]

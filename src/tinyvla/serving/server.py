@@ -370,12 +370,4 @@ def load_for_serving(checkpoint: str, *, device: str = "auto", mode: str = "eage
     from tinyvla.utils import resolve_device
 
     policy = Policy.from_pretrained(checkpoint, device=resolve_device(device))
-    if mode in ("compile", "cudagraph"):
-        from tinyvla.accel import AcceleratedPolicy, check_mode
-
-        check_mode(mode, policy.device)
-        buckets = tuple(b for b in (1, 2, 4, 8, 16, 32, 64, 128, 256) if b < max_batch) + (max_batch,)
-        return AcceleratedPolicy(policy, mode, precision=precision, buckets=buckets)
-    if mode.startswith("onnx") and policy.device.type != "cpu":
-        raise ConfigError(f"--mode {mode} runs ONNX Runtime on the CPU; use --device cpu")
-    return make_runner(policy, mode)
+    return make_runner(policy, mode, precision, max_batch=max_batch)

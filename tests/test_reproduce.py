@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from tinyvla import reproduce as rep
 from tinyvla.cli import main
+from tinyvla.envs.libero import libero_missing
 
 
 def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, capsys):
@@ -40,7 +43,9 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert main(["reproduce", "no_such_table"]) == 2
     assert "--list" in capsys.readouterr().err
     assert main(["reproduce", "serve", "--budget", "smoke", "--train.lr", "1", "--out", str(tmp_path / "y")]) == 2
-    assert "Meta-World recipes only" in capsys.readouterr().err
+    assert "Meta-World and LIBERO recipes only" in capsys.readouterr().err
+    assert main(["reproduce", "libero_object", "--budget", "cpu_pretrained", "--out", str(tmp_path / "z")]) == 2
+    assert "unknown budget 'cpu_pretrained' for LIBERO" in capsys.readouterr().err
 
 
 def test_list_names_every_result_with_its_cost(capsys):
@@ -62,3 +67,20 @@ def test_serve_table_is_written_and_kept(tmp_path, capsys):
     first = (out / "serve_1_http.json").read_text()
     assert main(["reproduce", "serve", "--budget", "smoke", "--out", str(out)]) == 0
     assert (out / "serve_1_http.json").read_text() == first  # kept, not measured again
+
+
+@pytest.mark.skipif(libero_missing() is not None, reason=f"LIBERO is not installed ({libero_missing()})")
+def test_smoke_libero_reproduce_evaluates_on_held_out_initial_states(tmp_path, capsys):
+    out = tmp_path / "lib"
+    args = ["reproduce", "libero_object", "--budget", "smoke", "--workers", "1", "--out", str(out)]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["init_states"] == "2-2"  # demos from states 0-1, evaluated on the next one
+    assert set(report["tasks"]) == {"0"} and report["runs"]["seed0"]["overall"]["episodes"] == 1
+    assert report["vision_dependence"] == 100 * (report["success"]["mean"] - report["blind_success"])
+    md = (out / "report.md").read_text()
+    assert "VLA-Adapter (0.5B, Qwen2.5) | 99.2% | 97.3% |" in md and "initial states 2-2" in md
+    assert "blind control" in capsys.readouterr().out
+    times = json.loads((out / "times.json").read_text())
+    assert main(args) == 0  # resumed: every stage is done
+    assert json.loads((out / "times.json").read_text()) == times

@@ -79,8 +79,9 @@ def cmd_eval(args, extra) -> int:
         from tinyvla.eval.libero import LiberoEvalConfig, run_libero_eval
 
         cfg = LiberoEvalConfig(suite=args.suite, tasks=args.task_ids, episodes=_or(args.episodes, 50),
-                               camera=args.camera or "image", max_steps=args.max_steps, blind=not args.no_blind,
-                               videos=args.videos)
+                               init_states=args.init_states, camera=args.camera or "image",
+                               max_steps=args.max_steps, blind=not args.no_blind, videos=args.videos,
+                               workers=args.workers)
         report, out = run_libero_eval(cfg, checkpoint=args.checkpoint, server=args.server, token=token,
                                       transport=args.transport, device=args.device, precision=args.precision,
                                       mode=args.mode, out=args.out)
@@ -259,7 +260,8 @@ def cmd_bench(args, extra) -> int:
 
 
 def cmd_reproduce(args, extra) -> int:
-    from tinyvla.reproduce import BENCHMARKS, RECIPES, ReproduceConfig, list_recipes, reproduce, reproduce_result
+    from tinyvla.reproduce import (BENCHMARKS, LIBERO_BENCHMARKS, RECIPES, ReproduceConfig, list_recipes, reproduce,
+                                   reproduce_libero, reproduce_result)
 
     if args.list:
         print(list_recipes())
@@ -267,9 +269,20 @@ def cmd_reproduce(args, extra) -> int:
     if not args.name:
         raise ConfigError(f"name a result to reproduce ({', '.join(RECIPES)}); --list says what each costs")
     overrides = parse_overrides(extra)
+    if args.name in LIBERO_BENCHMARKS:
+        policy_type = _policy_type(overrides)
+        cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds or [0], policy_type=policy_type,
+                              workers=args.workers, num_threads=args.threads, device=args.device, overrides=overrides)
+        out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
+        r = reproduce_libero(cfg, out)
+        s = r["success"]
+        print(f"{args.name} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}, {len(cfg.seeds)} "
+              f"seed(s), initial states {r['init_states']}); blind control {r['blind_success']:.1%}, vision dependence "
+              f"{r['vision_dependence']:+.1f} points; report in {out}/report.md")
+        return 0
     if args.name not in BENCHMARKS:
         if overrides:
-            raise ConfigError(f"config overrides apply to the Meta-World recipes only, not to {args.name}")
+            raise ConfigError(f"config overrides apply to the Meta-World and LIBERO recipes only, not to {args.name}")
         out = args.out or f"runs/reproduce_{args.name}_{args.budget}"
         r = reproduce_result(args.name, out, budget=args.budget, seeds=args.seeds, workers=args.workers,
                              device=args.device)
@@ -384,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--env", default="toy", choices=["toy", "metaworld", "libero"], help="closed-loop environment")
     e.add_argument("--suite", default="object", help="libero: spatial | object | goal | 10")
     e.add_argument("--task-ids", default="all", help="libero: task ids of the suite, 'all' or e.g. 0,3")
+    e.add_argument("--init-states", default="", help="libero: initial states per task instead of the first "
+                   "--episodes, 'A-B' or 'i,j,k' (e.g. 25-49: those a 25-demo dataset did not use)")
     e.add_argument("--tasks", default="mt10", help="metaworld: mt10 | mt50 | easy | medium | hard | very_hard | "
                    "task names, comma-separated")
     e.add_argument("--max-steps", type=int, default=None, help="steps before an episode counts as failed (metaworld: "
@@ -399,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "oldest prediction first (default: the checkpoint's, 0.01)")
     e.add_argument("--no-blind", action="store_true", help="metaworld: skip the blind control (the same episodes "
                    "seen through another scene's camera)")
-    e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core)")
+    e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core); "
+                   "libero: tasks evaluated at once")
     e.add_argument("--envs-per-worker", type=int, default=8, help="metaworld: envs stepped by each process")
     e.add_argument("--videos", type=int, default=1, help="metaworld: episodes per task saved as GIF")
     e.add_argument("--out", default="", help="directory for results.json/.md (metaworld: also success.png, videos/; "
@@ -507,9 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="a table of the docs from nothing, in one command (--list: which, and "
                        "their cost); resumable")
     r.add_argument("name", nargs="?", default="", help="toy | fusion_head | vla_gate | vla_conditions | towers | "
-                   "speed | serve | mt10 | mt50")
+                   "speed | serve | mt10 | mt50 | libero_object | libero_spatial")
     r.add_argument("--list", action="store_true", help="list the results and what each costs on a 2-core CPU")
-    r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | gpu | smoke (seconds, to check an install)")
+    r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | gpu | smoke (seconds, to check an install); libero_*: cpu | gpu | smoke")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the docs' seeds for that result")
     r.add_argument("--out", default="", help="output folder (default runs/reproduce_<name>_<budget>[_<policy>])")
     r.add_argument("--workers", type=int, default=2, help="env processes for generation and evaluation")

@@ -1,7 +1,7 @@
 """`tinyvla reproduce NAME`: every table the docs show, from nothing, in one command.
 
 `RECIPES` names each result (`tinyvla reproduce --list` prints them with their cost on a 2-core CPU):
-the toy demo table, the ablation grids, the speed and serving tables, and the Meta-World benchmarks.
+the toy demo table, the ablation grids, the speed and serving tables, the Meta-World benchmarks and LIBERO.
 Every recipe writes `table.md` + `table.json` (and its own plots) into the output folder and keeps
 what is finished, so the same command resumes after a crash.
 
@@ -39,6 +39,7 @@ class Budget:
     train: dict[str, Any]
     preset: str = "metaworld"
     eval_episodes: int = 20
+    eval_max_steps: int | None = None  # LIBERO: None = the suite's limit
     device: str = "cpu"
     note: str = ""
 
@@ -270,6 +271,180 @@ def report_markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---- LIBERO ------------------------------------------------------------------------------------
+LIBERO_BENCHMARKS = {"libero_object": "object", "libero_spatial": "spatial"}  # suites the scripted expert covers
+
+# Demonstrations come from initial states 0 .. n-1 of each task (n = episodes_per_task) and the policy is
+# evaluated on the others, n .. 49: the fixed states of the published protocol, none seen in training.
+LIBERO_BUDGETS: dict[str, Budget] = {
+    # The frozen-tower recipe of Meta-World's cpu_pretrained budget on 25 demos per task at 128 px.
+    "cpu": Budget(
+        data={"episodes_per_task": 25, "image_size": 128},
+        train={"train.steps": 5000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
+               "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
+               "policy.n_action_steps": 4, "policy.head_layers": 3},
+        preset="pretrained", eval_episodes=25,
+        note="2-core CPU: ~1 h of demonstrations (2 workers), ~20 min of tower features once, ~30 min of "
+             "training per seed, ~30 min of evaluation per seed; pip install 'tinyvla[pretrained]'",
+    ),
+    "gpu": Budget(
+        data={"episodes_per_task": 25, "image_size": 128},
+        train={"train.steps": 20000, "train.batch_size": 256, "train.lr": 1e-3, "train.eval_every": 2000,
+               "train.warmup_steps": 500, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
+               "policy.n_action_steps": 4, "policy.head_layers": 3},
+        preset="pretrained", eval_episodes=25, device="cuda",
+        note="one GPU (not yet run: no GPU was lent to the session that wrote it)",
+    ),
+    # Seconds to minutes, to check an installation: one task, two demos, a short episode.
+    "smoke": Budget(
+        data={"episodes_per_task": 2, "image_size": 32, "tasks": "0"},
+        train={"train.steps": 4, "train.batch_size": 8, "train.eval_every": 2, "train.warmup_steps": 1,
+               "policy.vision_width": 32, "policy.lang_width": 32, "policy.lang_layers": 1, "policy.lang_heads": 2,
+               "policy.pool_heads": 2, "policy.head_hidden": 32, "policy.conv_channels": [8, 8, 8, 8],
+               "train.progress": False},
+        preset="metaworld", eval_episodes=1, eval_max_steps=8,
+    ),
+}
+
+# The published LIBERO table as issue 17 quotes it (success %; each method's own human demonstrations, all 50
+# initial states, GPUs: not like for like). (spatial, object, goal, long, average); None: not quoted per suite.
+LIBERO_REFERENCES = {
+    "VLA-Adapter (0.5B, Qwen2.5)": (97.8, 99.2, 97.2, 95.0, 97.3),
+    "VLA-Adapter-Pro": (None, None, None, None, 98.5),
+    "OpenVLA-OFT (7B)": (None, None, None, None, 97.1),
+    "SmolVLA (0.45B)": (90.0, 96.0, 92.0, 71.0, 87.3),
+    "Octo": (None, None, None, None, 75.1),
+    "Diffusion Policy": (None, None, None, None, 72.4),
+}
+
+
+def reproduce_libero(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> dict:
+    """LIBERO: scripted demos, training per seed, evaluation on the held-out initial states with the blind
+    control; report.md / report.json in `out` beside the published table. Resumes like `reproduce`."""
+    from tinyvla.data.lerobot import is_lerobot_dataset
+    from tinyvla.data.libero import LiberoGenerationConfig, generate_libero
+
+    if cfg.benchmark not in LIBERO_BENCHMARKS:
+        raise ConfigError(f"unknown LIBERO benchmark {cfg.benchmark!r}; choose from {', '.join(LIBERO_BENCHMARKS)}")
+    if cfg.budget not in LIBERO_BUDGETS:
+        raise ConfigError(f"unknown budget {cfg.budget!r} for LIBERO; choose from {', '.join(LIBERO_BUDGETS)}")
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError("--seeds needs one or more distinct seeds")
+    budget, suite = LIBERO_BUDGETS[cfg.budget], LIBERO_BENCHMARKS[cfg.benchmark]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    times_path = out / "times.json"
+    times: dict = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    data_dir = out / "data"
+    if not is_lerobot_dataset(data_dir):
+        gen = LiberoGenerationConfig(suite=suite, workers=cfg.workers, **budget.data)
+        _stage(times, "generate", lambda: generate_libero(data_dir, gen, progress=progress))
+        times_path.write_text(json.dumps(times, indent=2))
+    results = {}
+    for seed in cfg.seeds:
+        results[f"seed{seed}"] = _train_and_eval_libero(cfg, budget, suite, data_dir, out / f"seed{seed}", seed,
+                                                        times, progress)
+        times_path.write_text(json.dumps(times, indent=2))
+    report = summarize_libero(cfg, budget, results, times)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(libero_report_markdown(report))
+    try_write_report(out)
+    return report
+
+
+def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, data_dir: Path, run_dir: Path, seed: int,
+                           times: dict, progress: bool) -> dict:
+    from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
+    from tinyvla.eval.results import write_results
+    from tinyvla.pipeline import build_run_config, run_training
+    from tinyvla.policies.base import Policy
+    from tinyvla.utils import resolve_device
+
+    results_path = run_dir / "eval" / "results.json"
+    if results_path.is_file():
+        return json.loads(results_path.read_text())
+    device = cfg.device or budget.device
+    if device == "cuda" and resolve_device("auto").type != "cuda":
+        raise ConfigError(f"budget {cfg.budget!r} trains on a GPU and none is available here (try --budget cpu)")
+    overrides = {**budget.train, "data.path": str(data_dir), "train.seed": seed, "train.device": device,
+                 "train.num_threads": cfg.num_threads, **cfg.overrides}
+    if not (run_dir / "history.json").is_file():
+        run = build_run_config(cfg.policy_type, budget.preset, overrides)
+        run.train.resume = True
+        run.train.progress = run.train.progress and progress
+        _stage(times, f"train_seed{seed}", lambda: run_training(run, run_dir))
+    policy = Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
+    first = budget.data["episodes_per_task"]  # demos came from initial states 0 .. first-1
+    ecfg = LiberoEvalConfig(suite=suite, tasks=budget.data.get("tasks", "all"),
+                            init_states=f"{first}-{min(49, first + budget.eval_episodes - 1)}", workers=cfg.workers,
+                            max_steps=budget.eval_max_steps, videos=1)
+    result = _stage(times, f"eval_seed{seed}", lambda: evaluate_libero(policy, ecfg, run_dir / "eval", progress=progress))
+    history = json.loads((run_dir / "history.json").read_text())
+    report = {"checkpoint": str(run_dir / "best"), "train_seed": seed, "best_val_l2": history["best_val_l2"],
+              "train_steps": history["steps"], "train_seconds": history["train_seconds"],
+              "parameters": policy.num_parameters(), **result}
+    write_results(run_dir / "eval", report, markdown(report))
+    return report
+
+
+def summarize_libero(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], times: dict) -> dict:
+    seeded = list(results.values())
+    per_task = {}
+    for t, first in seeded[0]["tasks"].items():
+        n = sum(r["tasks"][t]["episodes"] for r in seeded)
+        k = sum(r["tasks"][t]["successes"] for r in seeded)
+        lo, hi = ClosedLoopResult(n, k, 0.0).confidence_interval()
+        blind = float(np.mean([r["tasks"][t]["blind_success"] for r in seeded]))
+        per_task[t] = {"instruction": first["instruction"], "success_rate": k / n, "ci95": [lo, hi],
+                       "blind_success": blind, "vision_dependence": 100 * (k / n - blind)}
+    sighted = _pooled(seeded)
+    blind = float(np.mean([r["overall"]["blind_success"] for r in seeded]))
+    return {"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
+            "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data,
+            "train": {**budget.train, **cfg.overrides}, "init_states": seeded[0]["init_states"],
+            "success": sighted, "blind_success": blind, "vision_dependence": 100 * (sighted["mean"] - blind),
+            "tasks": per_task, "episodes_per_minute": [r["episodes_per_minute"] for r in seeded],
+            "runs": {name: {"mean_success_rate": r["mean_success_rate"], "overall": r["overall"],
+                            "best_val_l2": r["best_val_l2"], "train_seconds": r["train_seconds"],
+                            "train_steps": r["train_steps"], "parameters": r["parameters"]}
+                     for name, r in results.items()},
+            "times_s": times, "references": LIBERO_REFERENCES,
+            "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+                         "cpu_count": os.cpu_count(), "device": cfg.device or budget.device}}
+
+
+def libero_report_markdown(r: dict) -> str:
+    s, pct = r["success"], (lambda x: f"{100 * x:.1f}%")
+    column = ("libero_spatial", "libero_object", "libero_goal", "libero_10").index(f"libero_{r['benchmark'][7:]}")
+    params = max(run["parameters"] for run in r["runs"].values())
+    lines = [f"# {r['benchmark']} with `tinyvla reproduce` (budget `{r['budget']}`, {r['policy_type']} preset "
+             f"`{r['preset']}`)", "",
+             f"Seeds {r['seeds']}; demonstrations {r['data']} (initial states 0-{r['data']['episodes_per_task'] - 1} "
+             f"of each task); evaluated on initial states {r['init_states']} of each task (never seen in training); "
+             f"training {r['train']}.", "",
+             "| | success (mean over tasks) | 95% CI (all episodes) | per seed |", "|---|---|---|---|",
+             f"| sighted | **{pct(s['mean'])}** | {pct(s['ci95'][0])}-{pct(s['ci95'][1])} | "
+             f"{', '.join(pct(x) for x in s['per_seed'])} |",
+             f"| blind control (another scene's camera, same checkpoints) | {pct(r['blind_success'])} | | |", "",
+             f"**Vision dependence** (success - blind control): **{r['vision_dependence']:+.1f} points**.", "",
+             "| task | instruction | success | 95% CI | blind control | vision dependence |", "|---|---|---|---|---|---|"]
+    for t, row in r["tasks"].items():
+        lines.append(f"| {t} | {row['instruction']} | {pct(row['success_rate'])} | {pct(row['ci95'][0])}-"
+                     f"{pct(row['ci95'][1])} | {pct(row['blind_success'])} | {row['vision_dependence']:+.0f} |")
+    lines += ["", f"Beside the published table ({r['benchmark']}; theirs: human demonstrations, all 50 initial states, "
+              "GPUs; not like for like):", "", f"| method | {r['benchmark']} | LIBERO average (4 suites) |",
+              "|---|---|---|",
+              f"| **tinyvla {r['policy_type']} `{r['preset']}`, {params / 1e6:.1f}M parameters, scripted demos, "
+              f"this run** | **{pct(s['mean'])}** | - |"]
+    lines += [f"| {name} | {'-' if row[column] is None else f'{row[column]:.1f}%'} | {row[4]:.1f}% |"
+              for name, row in r["references"].items()]
+    lines += ["", "Evaluation throughput: " + ", ".join(f"{x:.1f}" for x in r["episodes_per_minute"])
+              + " episodes/min (sighted + blind).",
+              "Wall time per stage (s): " + ", ".join(f"{k} {v}" for k, v in r["times_s"].items()) + ".",
+              f"Hardware: {r['hardware']}."]
+    return "\n".join(lines) + "\n"
+
+
 # ---- every other table the docs show -------------------------------------------------------------
 @dataclass
 class Recipe:
@@ -306,6 +481,11 @@ RECIPES: dict[str, Recipe] = {
     "mt10": Recipe("Meta-World MT10: expert demos, training, closed-loop success with the blind control",
                    "~1 h per seed + 15 min data once + a blank-image run", "docs/metaworld.md"),
     "mt50": Recipe("Meta-World MT50, as mt10 over all 50 tasks", "several hours per seed", "docs/metaworld.md"),
+    "libero_object": Recipe("LIBERO-Object: scripted demos, training, success on held-out initial states with the "
+                            "blind control, beside the published table (needs `make setup-libero`)",
+                            "~1 h of demos once + ~1 h per seed", "docs/libero.md"),
+    "libero_spatial": Recipe("LIBERO-Spatial, as libero_object", "~1 h of demos once + ~1 h per seed",
+                             "docs/libero.md"),
 }
 
 

@@ -47,6 +47,16 @@ def test_checkpoints_that_cannot_act_in_libero_are_refused(libero_checkpoint, tm
                    "50 initial states")
     one_line_error(capsys, ["eval", "--env", "libero", "--checkpoint", str(libero_checkpoint), "--suite", "objekt"],
                    "unknown LIBERO suite")
+    one_line_error(capsys, ["eval", "--env", "libero", "--checkpoint", str(libero_checkpoint), "--init-states", "40-55"],
+                   "distinct initial states 0-49")
+
+
+def test_init_states_parse():
+    from tinyvla.eval.libero import LiberoEvalConfig
+
+    assert LiberoEvalConfig(episodes=3).initial_states() == [0, 1, 2]
+    assert LiberoEvalConfig(init_states="25-49").initial_states() == list(range(25, 50))
+    assert LiberoEvalConfig(init_states="7,3").initial_states() == [7, 3]
 
 
 @pytest.mark.skipif(MISSING is not None, reason=f"LIBERO is not installed ({MISSING})")
@@ -61,3 +71,15 @@ def test_short_libero_eval_writes_the_report(libero_checkpoint, tmp_path, capsys
     assert report["suite"] == "libero_object" and report["episodes_per_minute"] > 0
     assert "| **mean** |" in (out / "results.md").read_text()
     assert (out / "report.html").is_file() and list((out / "videos").glob("task0_init0_*.gif"))
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"LIBERO is not installed ({MISSING})")
+def test_libero_eval_runs_tasks_in_parallel_from_named_initial_states(libero_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["eval", "--env", "libero", "--suite", "object", "--task-ids", "0,1", "--init-states", "30,31",
+                 "--max-steps", "4", "--no-blind", "--workers", "2", "--videos", "0",
+                 "--checkpoint", str(libero_checkpoint), "--device", "cpu", "--out", str(out)]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert sorted(report["tasks"]) == ["0", "1"] and report["init_states"] == "30-31"
+    assert all(t["episodes"] == 2 and t["mean_episode_steps"] <= 4 for t in report["tasks"].values())
+    assert "initial states 30-31" in (out / "results.md").read_text()

@@ -9,7 +9,7 @@ observation.images.wrist_image, observation.state (8-D), action (7-D).
 Every expert episode (success or failure) is cached on disk as soon as it is rolled out
 ($TINYVLA_CACHE_DIR or ~/.cache/tinyvla, under libero/<settings>-<expert code hash>/), so an interrupted
 generation picks up where it stopped when run again, and a larger run reuses a smaller one's episodes;
-editing the expert's code starts a new cache.
+editing the expert's code (or the worker's, which builds its scene) starts a new cache.
 
 Each worker is a thread driving one LIBERO process (the simulation and rendering run there, a whole
 episode per round trip); the main thread writes episodes in task order, so the dataset does not depend
@@ -49,10 +49,12 @@ class LiberoGenerationConfig:
 
 
 def episode_cache(suite: str, cfg: LiberoGenerationConfig) -> Path:
-    """Where this suite's expert episodes at these settings are cached (the expert's source in the key)."""
+    """Where this suite's expert episodes at these settings are cached (the key holds the source of the expert
+    and of the worker that hands it the scene)."""
     from tinyvla.envs import libero_expert
 
-    code = hashlib.sha256(Path(libero_expert.__file__).read_bytes()).hexdigest()[:12]
+    here = Path(libero_expert.__file__)  # the worker is read, not imported: importing it sets MUJOCO_GL
+    code = hashlib.sha256(here.read_bytes() + here.with_name("libero_worker.py").read_bytes()).hexdigest()[:12]
     root = Path(os.environ.get("TINYVLA_CACHE_DIR") or Path.home() / ".cache" / "tinyvla") / "libero"
     return root / f"{suite}-{cfg.image_size}px-{cfg.image_convention}-max{cfg.max_steps or 0}-{code}"
 

@@ -13,7 +13,7 @@ the container, carry the object (not the hand) over the goal region, lower, open
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ HAND_ABOVE_GRIP = 0.035  # its underside above the grip point
 FINGER_OPEN = 0.04  # each finger's distance from the grip point, open
 POS_SCALE = 0.05  # metres per unit of action (the OSC controller's output_max for x, y, z)
 ROT_SCALE = 0.5  # radians per unit of action
+FIXTURE_CELL = 0.005  # the side of a Scene.fixture_points cell
 
 
 @dataclass
@@ -41,6 +42,9 @@ class Scene:
     clear_z: float  # the height the carried object's bottom must clear on its way (>= container_hi[2])
     neighbours: np.ndarray  # (k, 2, 3) AABBs (lo, hi) of the other movable objects
     finger_axis: np.ndarray  # (3,) unit vector from one fingertip to the other
+    # the fixtures' collision geoms (a cabinet, a stove) as a height map: (n, 3) cells of a 5 mm grid, each
+    # its x, y and the highest top over it
+    fixture_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
 def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
@@ -71,7 +75,7 @@ class PickPlaceExpert:
 
     hover = 0.08  # metres above the object's top before descending
     clearance = 0.05  # the carried object's bottom above the container's rim
-    gain = 1.0 / (POS_SCALE * 2.0)  # action per metre of error: full speed beyond 10 cm
+    gain = 1.0 / POS_SCALE  # action per metre of error: the controller's goal is the target (full speed beyond 5 cm)
 
     def __init__(self):
         self.reset()
@@ -83,6 +87,12 @@ class PickPlaceExpert:
         self.hang = 0.0  # grip point minus the object's bottom, measured when lifted
         self.offset = np.zeros(2)  # hand minus object (x, y), measured when the carry starts
         self.retries = 0
+        self.path: list[np.ndarray] = []  # the hand's positions, one per step
+        self.lift_from = np.zeros(2)  # the hand's and the object's heights when the lift starts
+        self.home_axis: np.ndarray | None = None  # the finger axis (x, y) at the reset orientation
+        self.heights: list[float] = []  # the hand's height, each step of the descent
+        self.rim = False  # grasping a wide round object by its rim
+        self.yaw = 0.0  # the hand's turn about the vertical from the reset orientation, for a rim grasp
 
     def _grasp_point(self, s: Scene) -> np.ndarray:
         centre = (s.object_lo + s.object_hi) / 2
@@ -93,22 +103,47 @@ class PickPlaceExpert:
         corners = np.array([[x, y] for x in (s.object_lo[0], s.object_hi[0]) for y in (s.object_lo[1], s.object_hi[1])])
         half_u = np.abs((corners - centre[:2]) @ u).max()
         half_v = np.abs((corners - centre[:2]) @ v).max()
-        if min(half_u, half_v) > FINGER_OPEN - 0.008:  # wider than the open gripper every way (a bowl): its rim
-            z = s.object_hi[2] - 0.02
-            rims = [centre[:2] + sign * (half_u - 0.012) * u for sign in (1.0, -1.0)]
-            p = min(rims, key=lambda p: self._blocked(s, p, z, u, v))
-            return np.array([p[0], p[1], z])
+        self.rim = min(half_u, half_v) > FINGER_OPEN - 0.008
+        if self.rim:  # wider than the open gripper every way (a bowl): its rim
+            return self._rim_grasp(s, centre, min(s.object_hi[:2] - s.object_lo[:2]) / 2)
         z = max(s.object_hi[2] - 0.03, s.object_lo[2] + min(0.02, height / 2))
         shift = self._free_shift(s, centre[:2], z, u, v, half_u, half_v)
         return np.array([centre[0] + shift[0], centre[1] + shift[1], z])
 
+    def _rim_grasp(self, s: Scene, centre: np.ndarray, radius: float) -> np.ndarray:
+        """A round object wider than the open gripper is grasped by its rim, the fingers across the wall, so
+        the finger axis is radial. Of 16 points around the rim, the one whose hand and fingers are least in
+        the way of the neighbours and the fixtures (a drawer's or a cabinet's walls, the top it stands on),
+        then the smallest turn of the hand; sets self.yaw (the finger axis is symmetric: |yaw| <= 90 deg)."""
+        z = s.object_hi[2] - 0.02
+        home = np.arctan2(self.home_axis[1], self.home_axis[0])
+        best, best_cost = None, np.inf
+        for angle in np.arange(16) * np.pi / 8:
+            u = np.array([np.cos(angle), np.sin(angle)])
+            yaw = (angle - home + np.pi / 2) % np.pi - np.pi / 2
+            p = centre[:2] + (radius - 0.012) * u
+            cost = self._blocked(s, p, z, u, np.array([-u[1], u[0]])) * 1e4 + 0.1 * abs(yaw)
+            if cost < best_cost:
+                best, best_cost, self.yaw = p, cost, yaw
+        return np.array([best[0], best[1], z])
+
     @staticmethod
     def _blocked(s: Scene, p: np.ndarray, z: float, u: np.ndarray, v: np.ndarray) -> float:
-        """How much of the hand's and the open fingers' footprint at grasp point (p, z) neighbours take (m^2)."""
+        """How much of the hand's and the open fingers' footprint at grasp point (p, z) neighbours and fixtures
+        take (m^2)."""
         # (u half-extent, v half-extent, height above the grasp point from which a neighbour blocks the part)
         parts = [(HAND_HALF_LENGTH, HAND_HALF_WIDTH, HAND_ABOVE_GRIP),
                  (FINGER_OPEN + 0.015, 0.015, -0.005)]  # both open fingers' pads (and a margin)
         blocked = 0.0
+        fixtures = s.fixture_points
+        if len(fixtures):  # only the cells within the hand's reach and above the grasp's lowest part
+            d = fixtures[:, :2] - p
+            fixtures = fixtures[(np.abs(d) < HAND_HALF_LENGTH).all(1) & (fixtures[:, 2] > z - 0.015)]
+        if len(fixtures):
+            d = fixtures[:, :2] - p
+            fu, fv = np.abs(d @ u), np.abs(d @ v)
+            for pu, pv, above in parts:  # 1 cm of margin: the hand's underside met a cabinet's top 3 cm above
+                blocked += np.sum((fu < pu) & (fv < pv) & (fixtures[:, 2] > z + above - 0.01)) * FIXTURE_CELL ** 2
         for lo, hi in s.neighbours:
             for pu, pv, above in parts:
                 if hi[2] <= z + above:
@@ -141,49 +176,77 @@ class PickPlaceExpert:
 
     def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
         delta = np.clip((target - s.eef_pos) * self.gain, -1.0, 1.0)
-        # hold the reset orientation (gripper pointing down) against drift
-        err = quat_to_axis_angle(_quat_mul(self.home_quat, _quat_inv(s.eef_quat)))
-        rot = np.clip(err / ROT_SCALE * 2.0, -1.0, 1.0)
+        rot = np.clip(self._rot_error(s) / ROT_SCALE * 2.0, -1.0, 1.0)
         return np.concatenate([delta, rot, [gripper]]).astype(np.float32)
 
+    def _rot_error(self, s: Scene) -> np.ndarray:
+        """Axis-angle from the hand's orientation to the reset one (gripper pointing down, held against
+        drift) turned by self.yaw about the vertical."""
+        turn = np.array([0.0, 0.0, np.sin(self.yaw / 2), np.cos(self.yaw / 2)])
+        return quat_to_axis_angle(_quat_mul(_quat_mul(turn, self.home_quat), _quat_inv(s.eef_quat)))
+
+    def _stalled(self, steps: int = 5, tol: float = 0.003) -> bool:
+        """The hand has moved less than `tol` over the last `steps` steps of this phase."""
+        return self.timer > steps and np.linalg.norm(self.path[-1] - self.path[-1 - steps]) < tol
+
     def act(self, s: Scene) -> np.ndarray:
+        self.path.append(np.asarray(s.eef_pos, dtype=np.float64).copy())
         if self.home_quat is None:
             self.home_quat = np.asarray(s.eef_quat, dtype=np.float64).copy()
+            axis = np.asarray(s.finger_axis[:2], dtype=np.float64)
+            self.home_axis = axis / max(np.linalg.norm(axis), 1e-9)
         self.timer += 1
         close = 1.0
         if self.phase == "hover":
-            self.grasp = self._grasp_point(s)
+            if self.timer == 1 or not self.rim:  # a rim point (and the hand's turn) is chosen once: no dithering
+                self.grasp = self._grasp_point(s)
             target = self.grasp + np.array([0, 0, s.object_hi[2] - self.grasp[2] + self.hover])
-            if np.linalg.norm(target - s.eef_pos) < 0.01 or self.timer > 80:
-                self.phase, self.timer = "descend", 0
+            turned = np.linalg.norm(self._rot_error(s)) < 0.1
+            if (np.linalg.norm(target - s.eef_pos) < 0.01 and turned) or self.timer > 80:
+                self.phase, self.timer, self.heights = "descend", 0, []
             return self._move(s, target, -1.0)
         if self.phase == "descend":
-            if np.linalg.norm(self.grasp - s.eef_pos) < 0.008 or self.timer > 40:
+            self.heights.append(s.eef_pos[2])
+            stalled = len(self.heights) > 6 and self.heights[-7] - s.eef_pos[2] < 0.002  # fingers on something
+            if np.linalg.norm(self.grasp - s.eef_pos) < 0.008 or stalled or self.timer > 40:
                 self.phase, self.timer = "close", 0
-            return self._move(s, self.grasp, -1.0)
+            action = self._move(s, self.grasp, -1.0)
+            action[2] = max(action[2], -0.5)  # down at half speed: a fast descent far from the robot swerves
+            return action
         if self.phase == "close":
             if self.timer > 12:
                 self.phase, self.timer = "lift", 0
                 self.hang = s.eef_pos[2] - s.object_lo[2]
+                self.lift_from = np.array([s.eef_pos[2], s.object_pos[2]])
             return self._move(s, self.grasp, close)
         carry_z = s.clear_z + self.clearance + self.hang
         above = np.array([*(s.region_pos[:2] + self.offset), carry_z])  # the object, not the hand, over the region
         if self.phase == "lift":
             target = np.array([self.grasp[0], self.grasp[1], carry_z])
-            if self.timer > 8 and np.sum(np.abs(s.gripper_qpos)) < 0.006 and self.retries < 2:
+            # (not for a rim: the fingers holding a bowl's thin wall are as closed as on nothing)
+            if self.timer > 8 and not self.rim and np.sum(np.abs(s.gripper_qpos)) < 0.006 and self.retries < 2:
                 self.phase, self.timer, self.retries = "hover", 0, self.retries + 1  # closed on nothing: again
+                return self._move(s, target, -1.0)
+            rose = s.eef_pos[2] - self.lift_from[0]
+            if rose > 0.03 and s.object_pos[2] - self.lift_from[1] < rose / 2 and self.retries < 3:
+                # the hand rises without the object (a rim held by the fingertips slips out): again
+                self.phase, self.timer, self.retries = "hover", 0, self.retries + 1
                 return self._move(s, target, -1.0)
             if s.eef_pos[2] > carry_z - 0.02 or self.timer > 60:
                 self.phase, self.timer = "carry", 0
                 self.offset = s.eef_pos[:2] - s.object_pos[:2]
             return self._move(s, target, close)
         if self.phase == "carry":
-            if np.linalg.norm(above[:2] - s.eef_pos[:2]) < 0.01 or self.timer > 100:
+            # the object over the region; the loaded hand far out may stop a centimetre or two short of its
+            # target: then near is good enough (a plate is 13 cm across)
+            miss = np.linalg.norm(s.region_pos[:2] - s.object_pos[:2])
+            if min(np.linalg.norm(above[:2] - s.eef_pos[:2]), miss) < 0.01 or (miss < 0.025 and self._stalled()) \
+                    or self.timer > 100:
                 self.phase, self.timer = "lower", 0
             return self._move(s, above, close)
         if self.phase == "lower":
             target = np.array([above[0], above[1], s.container_hi[2] + 0.01 + self.hang])
-            if abs(target[2] - s.eef_pos[2]) < 0.01 or self.timer > 30:
+            if abs(target[2] - s.eef_pos[2]) < 0.01 or self._stalled() or self.timer > 30:  # or set down
                 self.phase, self.timer = "release", 0
             return self._move(s, target, close)
         if self.phase == "release":

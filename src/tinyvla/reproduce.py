@@ -107,11 +107,17 @@ class ReproduceConfig:
     device: str = ""  # "" = the budget's
     overrides: dict[str, Any] = field(default_factory=dict)  # extra dotted overrides for training
 
+    @property
+    def is_libero(self) -> bool:
+        return self.benchmark in LIBERO_BENCHMARKS
+
     def validate(self) -> None:
-        if self.benchmark not in BENCHMARKS:
-            raise ConfigError(f"unknown benchmark {self.benchmark!r}; choose from {', '.join(BENCHMARKS)}")
-        if self.budget not in BUDGETS:
-            raise ConfigError(f"unknown budget {self.budget!r}; choose from {', '.join(BUDGETS)}")
+        if self.benchmark not in BENCHMARKS and not self.is_libero:
+            raise ConfigError(f"unknown benchmark {self.benchmark!r}; choose from "
+                              f"{', '.join([*BENCHMARKS, *LIBERO_BENCHMARKS])}")
+        budgets, where = (LIBERO_BUDGETS, " for LIBERO") if self.is_libero else (BUDGETS, "")
+        if self.budget not in budgets:
+            raise ConfigError(f"unknown budget {self.budget!r}{where}; choose from {', '.join(budgets)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("--seeds needs one or more distinct seeds")
 
@@ -124,35 +130,49 @@ def _stage(times: dict, name: str, fn):
 
 
 def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> dict:
-    """Run every stage into `out` and return the report (also written to out/report.json and .md)."""
-    from tinyvla.data.lerobot import is_lerobot_dataset
+    """Run every stage into `out` and return the report (also written to out/report.json and .md). LIBERO
+    benchmarks go through `reproduce_libero`."""
     from tinyvla.data.metaworld import GenerationConfig, generate_metaworld
 
     cfg.validate()
+    if cfg.is_libero:
+        return reproduce_libero(cfg, out, progress)
     budget = BUDGETS[cfg.budget]
-    out = Path(out)
+    runs = [(f"seed{s}", s, "none") for s in cfg.seeds]
+    if cfg.blank_baseline:
+        runs.append((f"blank_seed{cfg.seeds[0]}", cfg.seeds[0], "blank_image"))
+    gen = GenerationConfig(tasks=BENCHMARKS[cfg.benchmark], workers=cfg.workers, **budget.data)
+    return _run_stages(
+        cfg, budget, Path(out), lambda data_dir: generate_metaworld(data_dir, gen, progress=progress), runs,
+        lambda data_dir, run_dir, seed, ablation, times: _train_and_eval(cfg, budget, data_dir, run_dir, seed, ablation,
+                                                                         times, progress),
+        summarize, report_markdown)
+
+
+def _run_stages(cfg: ReproduceConfig, budget: Budget, out: Path, generate, runs: list[tuple[str, int, str]],
+                train_and_eval, summarize_fn, markdown_fn) -> dict:
+    """The benchmark recipes' shared skeleton: generate the data unless it is there, train and evaluate each
+    run unless finished, summarize; stage times are kept in out/times.json across resumes."""
+    from tinyvla.data.lerobot import is_lerobot_dataset
+
     out.mkdir(parents=True, exist_ok=True)
     times_path = out / "times.json"
-    times: dict = json.loads(times_path.read_text()) if times_path.is_file() else {}  # kept across resumes
+    times: dict = json.loads(times_path.read_text()) if times_path.is_file() else {}
 
     def save_times():
         times_path.write_text(json.dumps(times, indent=2))
 
     data_dir = out / "data"
     if not is_lerobot_dataset(data_dir):
-        gen = GenerationConfig(tasks=BENCHMARKS[cfg.benchmark], workers=cfg.workers, **budget.data)
-        _stage(times, "generate", lambda: generate_metaworld(data_dir, gen, progress=progress))
+        _stage(times, "generate", lambda: generate(data_dir))
         save_times()
-    runs = [(f"seed{s}", s, "none") for s in cfg.seeds]
-    if cfg.blank_baseline:
-        runs.append((f"blank_seed{cfg.seeds[0]}", cfg.seeds[0], "blank_image"))
     results = {}
     for name, seed, ablation in runs:
-        results[name] = _train_and_eval(cfg, budget, data_dir, out / name, seed, ablation, times, progress)
+        results[name] = train_and_eval(data_dir, out / name, seed, ablation, times)
         save_times()
-    report = summarize(cfg, budget, results, times)
+    report = summarize_fn(cfg, budget, results, times)
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(report_markdown(report))
+    (out / "report.md").write_text(markdown_fn(report))
     try_write_report(out)
     return report
 
@@ -331,35 +351,19 @@ LIBERO_REFERENCES = {
 def reproduce_libero(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> dict:
     """LIBERO: scripted demos, training per seed, evaluation on the held-out initial states with the blind
     control; report.md / report.json in `out` beside the published table. Resumes like `reproduce`."""
-    from tinyvla.data.lerobot import is_lerobot_dataset
     from tinyvla.data.libero import LiberoGenerationConfig, generate_libero
 
-    if cfg.benchmark not in LIBERO_BENCHMARKS:
+    cfg.validate()
+    if not cfg.is_libero:
         raise ConfigError(f"unknown LIBERO benchmark {cfg.benchmark!r}; choose from {', '.join(LIBERO_BENCHMARKS)}")
-    if cfg.budget not in LIBERO_BUDGETS:
-        raise ConfigError(f"unknown budget {cfg.budget!r} for LIBERO; choose from {', '.join(LIBERO_BUDGETS)}")
-    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
-        raise ConfigError("--seeds needs one or more distinct seeds")
     budget, suite = LIBERO_BUDGETS[cfg.budget], LIBERO_BENCHMARKS[cfg.benchmark]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    times_path = out / "times.json"
-    times: dict = json.loads(times_path.read_text()) if times_path.is_file() else {}
-    data_dir = out / "data"
-    if not is_lerobot_dataset(data_dir):
-        gen = LiberoGenerationConfig(suite=suite, workers=cfg.workers, **budget.data)
-        _stage(times, "generate", lambda: generate_libero(data_dir, gen, progress=progress))
-        times_path.write_text(json.dumps(times, indent=2))
-    results = {}
-    for seed in cfg.seeds:
-        results[f"seed{seed}"] = _train_and_eval_libero(cfg, budget, suite, data_dir, out / f"seed{seed}", seed,
-                                                        times, progress)
-        times_path.write_text(json.dumps(times, indent=2))
-    report = summarize_libero(cfg, budget, results, times)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(libero_report_markdown(report))
-    try_write_report(out)
-    return report
+    gen = LiberoGenerationConfig(suite=suite, workers=cfg.workers, **budget.data)
+    return _run_stages(
+        cfg, budget, Path(out), lambda data_dir: generate_libero(data_dir, gen, progress=progress),
+        [(f"seed{s}", s, "none") for s in cfg.seeds],
+        lambda data_dir, run_dir, seed, _, times: _train_and_eval_libero(cfg, budget, suite, data_dir, run_dir, seed,
+                                                                         times, progress),
+        summarize_libero, libero_report_markdown)
 
 
 def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, data_dir: Path, run_dir: Path, seed: int,

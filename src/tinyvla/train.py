@@ -21,7 +21,7 @@ from tinyvla.constants import (ACTION, OBS_IMAGE, OBS_IMAGE_FEATURES, OBS_STATE,
 from tinyvla.data.dataset import FrameDataset
 from tinyvla.distributed import DistContext
 from tinyvla.errors import ConfigError
-from tinyvla.features import cacheable_vision, cached_features
+from tinyvla.features import blank_features, cacheable_vision, cached_features
 from tinyvla.policies.base import Policy
 from tinyvla.progress import progress_to_terminal
 from tinyvla.report import try_write_report
@@ -209,8 +209,12 @@ def train(
     tower = cacheable_vision(policy, augmenting=bool(cfg.augment_shift or cfg.augment_color))
     if tower is not None and cfg.cache_features:
         show_features = cfg.progress and ctx.is_main
-        train_features = cached_features(tower, train_ds.images, device, "features (train)", show_features)
-        val_features = cached_features(tower, val_ds.images, device, "features (val)", show_features)
+        if getattr(policy.config, "input_ablation", "none") == "blank_image":  # one frame's worth of work
+            train_features = blank_features(tower, train_ds.images, device)
+            val_features = blank_features(tower, val_ds.images, device)
+        else:
+            train_features = cached_features(tower, train_ds.images, device, "features (train)", show_features)
+            val_features = cached_features(tower, val_ds.images, device, "features (val)", show_features)
         if device.type == "cuda":
             train_features = train_features.to(device)
     if device.type == "cuda":  # keep the whole data set on the GPU: it is small

@@ -224,3 +224,31 @@ def test_the_feature_cache_key_follows_the_towers_input_size(tmp_path, monkeypat
     assert _fingerprint(a, images) == _fingerprint(b, images)
     b.size = 128  # same weights, other input size: other features
     assert _fingerprint(a, images) != _fingerprint(b, images)
+
+
+@needs_minilm
+@needs_effnet
+def test_blank_image_ablation_on_a_frozen_tower_reads_one_blank_frame(toy_splits):
+    """The blank-image control with a frozen tower: features computed once from a black frame give the loss the
+    live tower gives on blanked images, and the data's images never reach the tower."""
+    from tinyvla.data.dataset import FrameDataset
+    from tinyvla.features import blank_features, cacheable_vision
+    from tinyvla.pipeline import build_run_config, new_policy
+    from tinyvla.train import TokenTable, tensor_batch
+
+    run = build_run_config("tinyvla", "tiny", {**PRETRAINED, "policy.input_ablation": "blank_image"})
+    ds = toy_splits[0]
+    small = FrameDataset(ds.images[:16], ds.actions[:16], ds.states[:16], ds.task_index[:16], ds.tasks, info=ds.info)
+    torch.manual_seed(0)
+    policy = new_policy(run.policy, small)
+    tower = cacheable_vision(policy, augmenting=False)
+    assert tower is policy.vision and cacheable_vision(policy, augmenting=True) is None
+    feats = blank_features(tower, small.images, torch.device("cpu"))
+    assert feats.shape[0] == 16 and feats.stride(0) == 0  # one frame's features, viewed 16 times
+    table, idx = TokenTable(policy, small, torch.device("cpu")), torch.arange(16)
+    policy.train()
+    torch.manual_seed(1)
+    live, _ = policy(tensor_batch(small, idx, table, torch.device("cpu")))
+    torch.manual_seed(1)
+    cached, _ = policy(tensor_batch(small, idx, table, torch.device("cpu"), feats))
+    assert abs(live.item() - cached.item()) < 2e-3 * max(1.0, abs(live.item()))

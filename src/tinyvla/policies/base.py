@@ -196,7 +196,7 @@ class Policy(nn.Module):
             raise DataError(f"batch lacks an instruction ({TASK!r})")
         if tokens.shape[0] != images.shape[0]:
             raise DataError(f"{tokens.shape[0]} instructions for {images.shape[0]} images")
-        if cfg.input_ablation == "blank_image":
+        if cfg.input_ablation == "blank_image" and OBS_IMAGE_FEATURES not in batch:  # features: already blank's
             images = torch.zeros_like(images)
         elif cfg.input_ablation == "constant_instruction":
             t, m = self._constant_tokens

@@ -7,8 +7,9 @@ container, and the goal region. Actions are LIBERO's: OSC_POSE deltas in [-1, 1]
 axis-angle rotation) and the gripper (-1 open, +1 close), at 20 Hz.
 
 The plan, a small state machine: hover above the object's AABB with the gripper pointing down (the
-orientation at reset is held), descend to a grasp height inside the box, close, lift high enough to clear
-the container, carry the object (not the hand) over the goal region, lower, open, back off.
+orientation at reset is held), descend to a grasp height inside the box, close, slide the object
+out from under any fixture that overhangs it (a bowl in an open drawer, under the cabinet's top), lift high
+enough to clear the container, carry the object (not the hand) over the goal region, lower, open, back off.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class PickPlaceExpert:
         self.retries = 0
         self.path: list[np.ndarray] = []  # the hand's positions, one per step
         self.lift_from = np.zeros(2)  # the hand's and the object's heights when the lift starts
+        self.lift_xy = np.zeros(2)  # where the hand rises, the grasp point moved by the slide
         self.home_axis: np.ndarray | None = None  # the finger axis (x, y) at the reset orientation
         self.heights: list[float] = []  # the hand's height, each step of the descent
         self.rim = False  # grasping a wide round object by its rim
@@ -174,6 +176,35 @@ class PickPlaceExpert:
                     best, best_cost = du * u + dv * v, cost
         return best
 
+    def _start_lift(self, s: Scene) -> None:
+        self.hang = s.eef_pos[2] - s.object_lo[2]
+        self.lift_from = np.array([s.eef_pos[2], s.object_pos[2]])
+
+    @staticmethod
+    def _lift_shift(s: Scene, margin: float = 0.015) -> np.ndarray:
+        """The smallest horizontal shift (<= 4 cm) of the grasped object that keeps its footprint, widened by
+        `margin`, off the fixture cells that rise above its bottom: in an open drawer the bowl's rim may sit
+        under the cabinet's top; lifted straight up it catches there, tilts and slips out of the fingers."""
+        fixtures = s.fixture_points
+        centre = (s.object_lo[:2] + s.object_hi[:2]) / 2
+        radius = np.max(s.object_hi[:2] - s.object_lo[:2]) / 2 + margin
+        if not len(fixtures):
+            return np.zeros(2)
+        near = fixtures[(np.linalg.norm(fixtures[:, :2] - centre, axis=1) < radius + 0.045)
+                        & (fixtures[:, 2] > s.object_lo[2] + 0.01)]
+        if not len(near) or (np.linalg.norm(near[:, :2] - centre, axis=1) >= radius).all():
+            return np.zeros(2)
+        best, best_cost = np.zeros(2), np.inf
+        steps = np.arange(-0.04, 0.0401, 0.005)
+        for dx in steps:
+            for dy in steps:
+                d = np.array([dx, dy])
+                hits = np.sum(np.linalg.norm(near[:, :2] - centre - d, axis=1) < radius)
+                cost = hits + np.linalg.norm(d)
+                if cost < best_cost:
+                    best, best_cost = d, cost
+        return best
+
     def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
         delta = np.clip((target - s.eef_pos) * self.gain, -1.0, 1.0)
         rot = np.clip(self._rot_error(s) / ROT_SCALE * 2.0, -1.0, 1.0)
@@ -202,7 +233,10 @@ class PickPlaceExpert:
                 self.grasp = self._grasp_point(s)
             target = self.grasp + np.array([0, 0, s.object_hi[2] - self.grasp[2] + self.hover])
             turned = np.linalg.norm(self._rot_error(s)) < 0.1
-            if (np.linalg.norm(target - s.eef_pos) < 0.01 and turned) or self.timer > 80:
+            # far out, the turned hand may stop short of the hover point (the arm near its reach): near enough
+            # once it stalls, the descent goes on correcting
+            stuck = self._stalled(8) and np.linalg.norm(target[:2] - s.eef_pos[:2]) < 0.02
+            if (np.linalg.norm(target - s.eef_pos) < 0.01 and turned) or stuck or self.timer > 80:
                 self.phase, self.timer, self.heights = "descend", 0, []
             return self._move(s, target, -1.0)
         if self.phase == "descend":
@@ -215,14 +249,26 @@ class PickPlaceExpert:
             return action
         if self.phase == "close":
             if self.timer > 12:
-                self.phase, self.timer = "lift", 0
-                self.hang = s.eef_pos[2] - s.object_lo[2]
-                self.lift_from = np.array([s.eef_pos[2], s.object_pos[2]])
+                shift = self._lift_shift(s)
+                if np.linalg.norm(shift) > 0.003:
+                    self.phase, self.timer, self.lift_xy = "slide", 0, s.eef_pos[:2] + shift
+                else:
+                    self.phase, self.timer, self.lift_xy = "lift", 0, self.grasp[:2].copy()
+                    self._start_lift(s)
             return self._move(s, self.grasp, close)
+        if self.phase == "slide":  # out from under an overhang, the object still on its support
+            target = np.array([*self.lift_xy, self.grasp[2]])
+            if np.linalg.norm(target[:2] - s.eef_pos[:2]) < 0.004 or self._stalled() or self.timer > 30:
+                self.phase, self.timer = "lift", 0
+                self.lift_xy = s.eef_pos[:2].copy()
+                self._start_lift(s)
+            action = self._move(s, target, close)
+            action[:2] = np.clip(action[:2], -0.3, 0.3)  # slowly: the bowl is held by its thin rim
+            return action
         carry_z = s.clear_z + self.clearance + self.hang
         above = np.array([*(s.region_pos[:2] + self.offset), carry_z])  # the object, not the hand, over the region
         if self.phase == "lift":
-            target = np.array([self.grasp[0], self.grasp[1], carry_z])
+            target = np.array([self.lift_xy[0], self.lift_xy[1], carry_z])
             # (not for a rim: the fingers holding a bowl's thin wall are as closed as on nothing)
             if self.timer > 8 and not self.rim and np.sum(np.abs(s.gripper_qpos)) < 0.006 and self.retries < 2:
                 self.phase, self.timer, self.retries = "hover", 0, self.retries + 1  # closed on nothing: again

@@ -4,7 +4,8 @@ Run as `<libero python> -m tinyvla.envs.libero_worker` with tinyvla's src/ on PY
 imports only its message codec. LIBERO's pinned stack (mujoco 2.3.7, robosuite 1.4.0, numpy 1.26) cannot
 share a venv with Meta-World's mujoco 3.x. The worker reads requests from stdin and writes replies to the
 stdout it started with, each a length-prefixed message (the parent is the only peer); anything the
-libraries print goes to stderr. Needs only numpy, LIBERO and tinyvla.envs.libero_expert (pure numpy).
+libraries print goes to stderr. Needs only numpy, LIBERO and tinyvla.envs.libero_expert / libero_goal_expert
+(pure numpy).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if os.environ["MUJOCO_GL"] == "osmesa":
 import numpy as np  # noqa: E402
 
 from tinyvla.envs.libero_expert import PickPlaceExpert, Scene, quat_to_axis_angle  # noqa: E402
+from tinyvla.envs.libero_goal_expert import GoalExpert  # noqa: E402
 
 CAMERAS = {"image": "agentview", "wrist_image": "robot0_eye_in_hand"}
 SETTLE_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])  # what the LIBERO evaluations step while objects settle
@@ -59,9 +61,13 @@ class Worker:
         if len(goal) == 1 and len(goal[0]) == 3 and goal[0][0].lower() in ("in", "on") \
                 and goal[0][1] in inner.objects_dict:
             self.expert_goal = [goal[0][0].lower(), *goal[0][1:]]
+        # drawers, knobs, pushing, a place into a closed drawer or onto an object: the goal experts (None: not theirs)
+        self.goal_expert = GoalExpert.for_goal(goal, self)
+        if GoalExpert.unhandled(goal, self):  # (a tall object onto the table itself): no expert, said up front
+            self.expert_goal = None
         return {"instruction": task.language, "task_name": task.name,
                 "n_init_states": len(self.init_states), "goal": goal, "make_seconds": time.perf_counter() - t0,
-                "expert": self.expert_goal is not None}
+                "expert": self.expert_goal is not None or self.goal_expert is not None}
 
     # ---- observation -----------------------------------------------------------------------------
     def render_frames(self) -> dict:
@@ -96,6 +102,10 @@ class Worker:
 
     # ---- episode ---------------------------------------------------------------------------------
     def reset(self, init_state: int, settle_steps: int, render: bool) -> dict:
+        # LIBERO re-places the fixtures (cabinet, stove: +-1 cm, +-2 degrees) at every reset from numpy's global
+        # generator, which the fixed initial states do not cover: seeded by the initial state, a state's scene no
+        # longer depends on which episodes the worker ran before it (the same episode in any order or subset).
+        np.random.seed(init_state)
         self.env.reset()
         # What a hard reset (LIBERO's default, which reloads the model: seconds) would also clear, so that a
         # fixed initial state gives the same episode every time: the gripper's action smoothing and the
@@ -107,6 +117,8 @@ class Worker:
         for _ in range(settle_steps):
             self._raw_obs, _, _, _ = self.env.step(SETTLE_ACTION)
         self.expert = PickPlaceExpert()
+        if self.goal_expert is not None:
+            self.goal_expert.reset()
         self.fixture_points = None  # the expert's height map of the fixtures: built on its first scene
         return self._obs(render)
 
@@ -225,8 +237,12 @@ class Worker:
         return axis / max(np.linalg.norm(axis), 1e-9)
 
     def expert_action(self) -> np.ndarray:
+        if self.goal_expert is not None:
+            return self.goal_expert.act(self)
         if self.expert_goal is None:
-            raise RuntimeError("no scripted expert for this task's goal (single 'in' / 'on' goals only)")
+            raise RuntimeError("no scripted expert for this task's goal (single 'in' / 'on' goals, and "
+                               "libero_goal_expert.GoalExpert's: 'open' a drawer, 'turnon' a knob, a low object "
+                               "pushed 'on' a table region, 'in' a closed drawer)")
         return self.expert.act(self.scene())
 
     def rollout(self, init_state: int, settle_steps: int, max_steps: int, render: bool) -> dict:

@@ -112,11 +112,12 @@ class PickPlaceExpert:
         shift = self._free_shift(s, centre[:2], z, u, v, half_u, half_v)
         return np.array([centre[0] + shift[0], centre[1] + shift[1], z])
 
-    def _rim_grasp(self, s: Scene, centre: np.ndarray, radius: float) -> np.ndarray:
+    def _rim_grasp(self, s: Scene, centre: np.ndarray, radius: float, extra_blocked=None) -> np.ndarray:
         """A round object wider than the open gripper is grasped by its rim, the fingers across the wall, so
         the finger axis is radial. Of 16 points around the rim, the one whose hand and fingers are least in
         the way of the neighbours and the fixtures (a drawer's or a cabinet's walls, the top it stands on),
-        then the smallest turn of the hand; sets self.yaw (the finger axis is symmetric: |yaw| <= 90 deg)."""
+        then the smallest turn of the hand; sets self.yaw (the finger axis is symmetric: |yaw| <= 90 deg).
+        `extra_blocked(point, z)` adds to a point's blockage (a subclass's other constraints)."""
         z = s.object_hi[2] - 0.02
         home = np.arctan2(self.home_axis[1], self.home_axis[0])
         best, best_cost = None, np.inf
@@ -124,7 +125,10 @@ class PickPlaceExpert:
             u = np.array([np.cos(angle), np.sin(angle)])
             yaw = (angle - home + np.pi / 2) % np.pi - np.pi / 2
             p = centre[:2] + (radius - 0.012) * u
-            cost = self._blocked(s, p, z, u, np.array([-u[1], u[0]])) * 1e4 + 0.1 * abs(yaw)
+            blocked = self._blocked(s, p, z, u, np.array([-u[1], u[0]]))
+            if extra_blocked is not None:
+                blocked = blocked + extra_blocked(p, z)
+            cost = blocked * 1e4 + 0.1 * abs(yaw)
             if cost < best_cost:
                 best, best_cost, self.yaw = p, cost, yaw
         return np.array([best[0], best[1], z])

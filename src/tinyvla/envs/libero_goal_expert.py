@@ -311,18 +311,7 @@ class PlaceAwarePickPlaceExpert(PickPlaceExpert):
         grasp = super()._rim_grasp(s, centre, radius)
         if self._place_blocked(s, centre, grasp[:2], grasp[2]) == 0.0:
             return grasp
-        z = s.object_hi[2] - 0.02
-        home = np.arctan2(self.home_axis[1], self.home_axis[0])
-        best, best_cost = None, np.inf
-        for angle in np.arange(16) * np.pi / 8:
-            u = np.array([np.cos(angle), np.sin(angle)])
-            yaw = (angle - home + np.pi / 2) % np.pi - np.pi / 2
-            p = centre[:2] + (radius - 0.012) * u
-            blocked = self._blocked(s, p, z, u, np.array([-u[1], u[0]])) + self._place_blocked(s, centre, p, z)
-            cost = blocked * 1e4 + 0.1 * abs(yaw)
-            if cost < best_cost:
-                best, best_cost, self.yaw = p, cost, yaw
-        return np.array([best[0], best[1], z])
+        return super()._rim_grasp(s, centre, radius, lambda p, z: self._place_blocked(s, centre, p, z))
 
     def _place_blocked(self, s: Scene, centre: np.ndarray, p: np.ndarray, z: float) -> float:
         """The fixtures' and neighbours' area in the hand's footprint when the object (grasped at rim point

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
+from tinyvla.envs.libero_goal_expert import EXPERT_GOALS
 from tinyvla.envs.libero_worker import read_message, write_message
 from tinyvla.errors import ConfigError, TinyVLAError
 
@@ -246,9 +247,7 @@ class LiberoEnv(gym.Env):
         """The privileged-state scripted expert's action (tinyvla.envs.libero_expert) for the current state."""
         if not self.has_expert:
             raise ConfigError(f"no scripted expert for {self.suite} task {self.task_id} (goal {self.goal}); "
-                              "experts so far: one pick-and-place goal, 'in' a region or 'on' an object; 'open' a "
-                              "drawer; 'turnon' a knob; a low object pushed 'on' a table region; 'in' a closed "
-                              "drawer")
+                              f"experts so far: {EXPERT_GOALS}")
         return self._proc.call("expert_action")
 
     def rollout_expert(self, init_state: int, render: bool = True) -> dict:

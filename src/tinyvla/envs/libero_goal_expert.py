@@ -27,6 +27,9 @@ from tinyvla.envs.libero_expert import (HAND_HALF_WIDTH, POS_SCALE, ROT_SCALE, P
                                         _quat_mul, quat_to_axis_angle)
 
 OPEN, CLOSE = -1.0, 1.0
+# What the scripted experts (this module's and libero_expert's) cover: the one list for every message that says so.
+EXPERT_GOALS = ("one pick-and-place goal, 'in' a region or 'on' an object; 'open' a drawer; 'turnon' a knob; a low "
+                "object pushed 'on' a table region; 'in' a closed drawer")
 
 
 def quat_about(axis: np.ndarray, angle: float) -> np.ndarray:

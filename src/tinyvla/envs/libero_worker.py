@@ -24,7 +24,7 @@ if os.environ["MUJOCO_GL"] == "osmesa":
 import numpy as np  # noqa: E402
 
 from tinyvla.envs.libero_expert import PickPlaceExpert, Scene, quat_to_axis_angle  # noqa: E402
-from tinyvla.envs.libero_goal_expert import GoalExpert  # noqa: E402
+from tinyvla.envs.libero_goal_expert import EXPERT_GOALS, GoalExpert  # noqa: E402
 
 CAMERAS = {"image": "agentview", "wrist_image": "robot0_eye_in_hand"}
 SETTLE_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])  # what the LIBERO evaluations step while objects settle
@@ -240,9 +240,7 @@ class Worker:
         if self.goal_expert is not None:
             return self.goal_expert.act(self)
         if self.expert_goal is None:
-            raise RuntimeError("no scripted expert for this task's goal (single 'in' / 'on' goals, and "
-                               "libero_goal_expert.GoalExpert's: 'open' a drawer, 'turnon' a knob, a low object "
-                               "pushed 'on' a table region, 'in' a closed drawer)")
+            raise RuntimeError(f"no scripted expert for this task's goal; experts so far: {EXPERT_GOALS}")
         return self.expert.act(self.scene())
 
     def rollout(self, init_state: int, settle_steps: int, max_steps: int, render: bool) -> dict:

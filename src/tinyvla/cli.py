@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="a table of the docs from nothing, in one command (--list: which, and "
                        "their cost); resumable")
     r.add_argument("name", nargs="?", default="", help="toy | fusion_head | vla_gate | vla_conditions | towers | "
-                   "speed | serve | mt10 | mt50 | libero_object | libero_spatial")
+                   "speed | serve | mt10 | mt50 | libero_object | libero_spatial | libero_goal")
     r.add_argument("--list", action="store_true", help="list the results and what each costs on a 2-core CPU")
     r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | gpu | smoke (seconds, to check an install); libero_*: cpu | gpu | smoke")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the docs' seeds for that result")

@@ -19,14 +19,17 @@ Actions are LIBERO's OSC_POSE deltas in [-1, 1] and the gripper (-1 open, +1 clo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyvla.envs.libero_expert import (HAND_HALF_WIDTH, POS_SCALE, ROT_SCALE, PickPlaceExpert, Scene, _quat_inv,
-                                        _quat_mul, quat_to_axis_angle)
+from tinyvla.envs.libero_expert import (HAND_HALF_LENGTH, HAND_HALF_WIDTH, POS_SCALE, ROT_SCALE, PickPlaceExpert,
+                                        Scene, _quat_inv, _quat_mul, quat_to_axis_angle)
 
 OPEN, CLOSE = -1.0, 1.0
+# How far from its base (x-y) the Panda's grip point gets near the table: past ~0.8 m its shoulder and elbow
+# (joints 2 and 4) are at their limits.
+REACH = 0.78
 # What the scripted experts (this module's and libero_expert's) cover: the one list for every message that says so.
 EXPERT_GOALS = ("one pick-and-place goal, 'in' a region or 'on' an object; 'open' a drawer; 'turnon' a knob; a low "
                 "object pushed 'on' a table region; 'in' a closed drawer")
@@ -237,17 +240,57 @@ class PushScene:
     region_pos: np.ndarray  # (3,) the goal region's centre
     region_half: np.ndarray  # (3,) its half extents
     high: float  # a height the hand travels at, clear of everything
+    obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 2)))  # (n, lo/hi, x/y) what else stands
+    base: np.ndarray = field(default_factory=lambda: np.array([-0.66, 0.0]))  # (2,) the arm's base, x-y
+    fixture_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (n, 3) the fixtures' height map
+
+
+def push_goal(start: np.ndarray, radius: float, region_pos: np.ndarray, region_half: np.ndarray,
+              obstacles: np.ndarray, base: np.ndarray, reach: float = REACH) -> np.ndarray:
+    """Where in the region (x-y, at least 1.2 cm inside it) to push a round object's centre straight to from
+    `start`. The cheapest push by: its length, + the point's distance from the region's centre (its margin for
+    error), + 3x how far the object's disc (`radius` + 5 mm) reaches into an obstacle's box on the way at worst
+    (pushed into what stands in its way, a plate climbs onto it: the cream cheese in front of the stove), +
+    10x how far the hand behind the object, at the start and at the end, is beyond the arm's `reach`."""
+    start = np.asarray(start, dtype=np.float64)[:2]
+    centre = np.asarray(region_pos, dtype=np.float64)[:2]
+    half = np.maximum(np.asarray(region_half, dtype=np.float64)[:2] - 0.012, 0.0)
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 7), np.linspace(-1, 1, 7)), -1).reshape(-1, 2)
+    goals = centre + grid * half  # (g, 2)
+    boxes = np.asarray(obstacles, dtype=np.float64).reshape(-1, 2, 2)  # (n, lo/hi, x/y)
+
+    def gaps(pts: np.ndarray) -> np.ndarray:  # (..., 2) -> (..., n) the distances to the boxes
+        return np.linalg.norm(np.maximum(np.maximum(boxes[:, 0] - pts[..., None, :], pts[..., None, :] - boxes[:, 1]),
+                                         0.0), axis=-1)
+
+    length = np.linalg.norm(goals - start, axis=1)
+    cost = length + np.linalg.norm(goals - centre, axis=1)
+    if len(boxes):
+        # (what the object already stands closer to than that, it only has to get no closer to)
+        keep = np.minimum(radius + 0.005, gaps(start) - 0.002)
+        sweep = start + np.linspace(0.0, 1.0, 25)[None, :, None] * (goals - start)[:, None]  # (g, 25, 2)
+        cost += 3.0 * np.maximum(keep - gaps(sweep), 0.0).max(axis=(1, 2))
+    u = (goals - start) / np.maximum(length, 1e-9)[:, None]
+    hands = np.stack([np.broadcast_to(start, goals.shape), goals]) - u * (radius + 0.015)  # (2, g, 2) start, end
+    cost += 10.0 * np.maximum(np.linalg.norm(hands - np.asarray(base)[:2], axis=-1) - reach, 0.0).max(axis=0)
+    return goals[int(np.argmin(cost))]
 
 
 class PushExpert(_Base):
     """Push a low object (a plate) over the table into a region with the closed fingertips against its edge,
-    just above the table, on the side away from the goal. The hand is tipped back over the object (its
-    fingers point down and away from the goal) and turned with its long side across the push: upright, the
-    hand and the wrist above a plate's far side reach into what stands there (a cabinet's drawer handles).
-    Re-aimed every step; lifted and set down again behind the object when the object has turned off the line.
+    just above the table, on the side away from the goal, straight to a point of the region clear of what
+    stands in the way (`push_goal`). The hand is turned with its long side across the push and tipped back over
+    the object (its fingers point down and away from the goal): with a fixture close behind, far (the hand
+    and the wrist upright above a plate's far side reach into a cabinet's drawer handles); in the open, less
+    and set down further back (the slanted fingers press the rim down and tip the plate up onto whatever it
+    meets, and set down close they land on its rim). Re-aimed every step; lifted and set down again behind
+    the object (re-planned from there) when the object has turned off the line or slid under the hand.
     """
 
-    tilt = 0.9  # radians the fingers point away from the goal (the hand then stays on the goal side)
+    tilt = 0.35  # radians the fingers point away from the goal, in the open
+    gap = 0.025  # the grip point's distance behind the object's edge when set down, in the open
+    tilt_near = 0.9  # ... and with a fixture close behind the hand (the hand then stays on the goal side)
+    gap_near = 0.015
 
     def __init__(self):
         self.reset()
@@ -255,53 +298,84 @@ class PushExpert(_Base):
     def reset(self) -> None:
         self.phase, self.timer = "over", 0
         self.home_quat: np.ndarray | None = None
-        self.quat: np.ndarray | None = None
+        self.quat: np.ndarray | None = None  # the hand's orientation for this approach (None: to turn afresh)
+        self.goal = np.zeros(2)
+        self.pushed = False  # down at the object once (then re-approached just over it)
+        self.zs: list[float] = []  # the hand's heights while set down (stalled: resting on something)
+
+    @staticmethod
+    def _fixture_behind(s: PushScene, behind: np.ndarray, u: np.ndarray) -> bool:
+        """Whether a fixture stands within 4 cm behind the hand pushing from `behind` along u (across the
+        hand's length), above the object: a hand tipped less would reach into it."""
+        rel = s.fixture_points[:, :2] - behind
+        along, across = rel @ u, np.abs(rel @ np.array([-u[1], u[0]]))
+        return bool(((along > -0.04) & (along < 0.0) & (across < HAND_HALF_LENGTH + 0.01)
+                     & (s.fixture_points[:, 2] > s.object_hi[2])).any())
+
+    @staticmethod
+    def _inside(s: PushScene, margin: float) -> bool:
+        """Whether the object's body position is in the region's x-y box, `margin` inside its edges."""
+        return bool((np.abs(s.object_pos[:2] - s.region_pos[:2]) < s.region_half[:2] - margin).all())
+
+    def _stalled(self, s: PushScene) -> bool:
+        """The hand has gone down less than 2 mm over the last 4 steps."""
+        self.zs.append(float(s.eef_pos[2]))
+        return len(self.zs) > 4 and self.zs[-5] - self.zs[-1] < 0.002
 
     def act(self, s: PushScene) -> np.ndarray:
         if self.home_quat is None:
             self.home_quat = np.asarray(s.eef_quat, dtype=np.float64).copy()
             self.home_axis = s.finger_axis[:2] / max(np.linalg.norm(s.finger_axis[:2]), 1e-9)
         self.timer += 1
-        to_goal = s.region_pos[:2] - s.object_pos[:2]  # the body position is what is checked
+        radius = min(s.object_hi[:2] - s.object_lo[:2]) / 2  # round: its AABB's corners are not the plate
+        if self.phase == "over" and self.quat is None:  # an approach: from where the object is now
+            self.goal = push_goal(s.object_pos, radius, s.region_pos, s.region_half, s.obstacles, s.base)
+        to_goal = self.goal - s.object_pos[:2]  # the body position is what is checked
         dist = float(np.linalg.norm(to_goal))
         u = to_goal / max(dist, 1e-9)
         centre = (s.object_lo[:2] + s.object_hi[:2]) / 2
-        radius = min(s.object_hi[:2] - s.object_lo[:2]) / 2  # round: its AABB's corners are not the plate
-        behind = centre - u * (radius + 0.015)
+        near = self._fixture_behind(s, centre - u * (radius + self.gap_near), u)
+        behind = centre - u * (radius + (self.gap_near if near else self.gap))
         low = s.object_lo[2] + 0.015  # the fingertips (~1 cm below the grip point) just above the table
-        # the first time over everything on the table; again (the object got off the line) just over it
-        high = s.high if self.quat is None else s.object_hi[2] + 0.05
+        # the first time over everything on the table (and the fixtures beside the object); again just over it
+        high = s.high if not self.pushed else s.object_hi[2] + 0.05
         if self.phase == "over":  # above the point behind the object, turning and tipping the hand
             if self.quat is None:
                 yaw = quat_about([0, 0, 1], _yaw_to(self.home_axis, np.array([-u[1], u[0]])))
-                tip = quat_about(np.cross([0.0, 0.0, 1.0], [u[0], u[1], 0.0]), self.tilt)
+                tip = quat_about(np.cross([0.0, 0.0, 1.0], [u[0], u[1], 0.0]), self.tilt_near if near else self.tilt)
                 self.quat = _quat_mul(tip, _quat_mul(yaw, self.home_quat))
             target = np.array([*behind, high])
             if (np.linalg.norm(target - s.eef_pos) < 0.015 and self._rot_err(s, self.quat) < 0.1) or self.timer > 80:
-                self.phase, self.timer = "down", 0
+                self.phase, self.timer, self.zs, self.pushed = "down", 0, [], True
             return self._act(s, target, self.quat, CLOSE)
-        if self.phase == "down":
+        if self.phase == "down":  # just over the object's edge (the fingertips clear of a cabinet's handles) ...
+            target = np.array([*(behind + u * (0.02 if near else 0.0)), s.object_hi[2] + 0.025])
+            if np.linalg.norm(target - s.eef_pos) < 0.01 or self._stalled(s) or self.timer > 40:
+                self.phase, self.timer, self.zs = "in", 0, []
+            return self._act(s, target, self.quat, CLOSE, speed=0.6)
+        if self.phase == "in":  # ... then in behind it, down to `low` or onto the table (the tipped fingers
+            # reach lower)
             target = np.array([*behind, low])
-            if abs(low - s.eef_pos[2]) < 0.006 or self.timer > 40:
+            if abs(low - s.eef_pos[2]) < 0.006 or (self._stalled(s) and s.eef_pos[2] < low + 0.02) \
+                    or self.timer > 40:
                 self.phase, self.timer = "push", 0
             return self._act(s, target, self.quat, CLOSE, speed=0.6)
         if self.phase == "push":
-            done = dist < max(min(s.region_half[0], s.region_half[1]) - 0.015, 0.005)
             rel = s.eef_pos[:2] - centre
             across = rel - (rel @ u) * u  # the hand off the line through the object's centre
-            if done or self.timer > 150:
+            if self._inside(s, 0.01) or self.timer > 150:
                 self.phase, self.timer = "up", 0
             elif np.linalg.norm(across) > 0.045 or rel @ u > -radius + 0.01:  # off the line / past its edge
                 self.phase, self.timer = "lift", 0
             # toward where the hand is when the object is at the goal (a step at most), back onto the line
             target = np.array([*(s.eef_pos[:2] + u * min(dist, 0.03) - across), low])
             return self._act(s, target, self.quat, CLOSE, speed=0.5)
-        if self.phase == "lift":
-            target = np.array([s.eef_pos[0], s.eef_pos[1], high])
-            if s.eef_pos[2] > high - 0.01 or self.timer > 30:
-                self.phase, self.timer = "over", 0
-            return self._act(s, target, self.quat, CLOSE)
-        return self._act(s, np.array([s.eef_pos[0], s.eef_pos[1], high]), self.quat, CLOSE)
+        # lifted ("lift": to approach again, turned and tipped afresh; "up": done, unless it slid back out)
+        quat = self.quat
+        if (self.phase == "lift" and (s.eef_pos[2] > high - 0.01 or self.timer > 30)) \
+                or (self.phase == "up" and not self._inside(s, 0.0) and self.timer > 10):
+            self.phase, self.timer, self.quat = "over", 0, None
+        return self._act(s, np.array([s.eef_pos[0], s.eef_pos[1], high]), quat, CLOSE)
 
 
 class PlaceAwarePickPlaceExpert(PickPlaceExpert):
@@ -553,14 +627,24 @@ def _push_scene(worker, obj: str, region: str) -> PushScene:
     inner = worker.env.env
     data = inner.sim.data
     lo, hi = worker._aabb(obj)
-    tops = [worker._aabb(n)[1][2] for n in inner.objects_dict if n != obj]
+    if worker.fixture_points is None:  # fixtures do not move: once per episode
+        worker.fixture_points = worker._fixture_points()
+    cells = worker.fixture_points
+    # the hand travels over the other objects and the fixtures beside the object (the tipped hand reaches over
+    # a cabinet's top just behind a plate)
+    beside = np.linalg.norm(cells[:, :2] - (lo[:2] + hi[:2]) / 2, axis=1) < np.ptp([lo, hi], axis=0)[:2].max() / 2 + 0.1
+    tops = [worker._aabb(n)[1][2] for n in inner.objects_dict if n != obj] + list(cells[beside, 2])
+    # what the object's push keeps off: the other objects and the fixtures standing on the table
+    others = [n for n in inner.objects_dict if n != obj] + [n for n in inner.fixtures_dict if n in inner.obj_body_id]
+    obstacles = np.array([np.stack(worker._aabb(n))[:, :2] for n in others]).reshape(-1, 2, 2)
     obs = worker._raw_obs
     return PushScene(eef_pos=np.asarray(obs["robot0_eef_pos"], dtype=np.float64),
                      eef_quat=np.asarray(obs["robot0_eef_quat"], dtype=np.float64), finger_axis=worker._finger_axis(),
                      object_pos=np.array(data.body_xpos[inner.obj_body_id[obj]]), object_lo=lo, object_hi=hi,
                      region_pos=np.array(data.get_site_xpos(region)),
                      region_half=np.asarray(inner.object_sites_dict[region].size, dtype=np.float64),
-                     high=float(max([hi[2], *tops])) + 0.06)
+                     high=float(max([hi[2], *tops])) + 0.06, obstacles=obstacles,
+                     base=np.array(data.get_body_xpos(inner.robots[0].robot_model.root_body))[:2], fixture_points=cells)
 
 
 def _drawer_place_scene(worker, drawer: _JointTarget) -> Scene:

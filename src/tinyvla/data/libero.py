@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from tinyvla.envs.libero import (ACTION_NAMES, CAMERAS, FPS, INIT_STATES_PER_TASK, STATE_NAMES, LiberoEnv,
                                  libero_python, resolve_suite, resolve_task_ids)
+from tinyvla.envs.libero_goal_expert import EXPERT_GOALS
 from tinyvla.errors import ConfigError
 from tinyvla.progress import progress_interval
 
@@ -86,7 +87,7 @@ def _task_worker(suite: str, task_id: int, cfg: LiberoGenerationConfig, emit) ->
     if not env.has_expert:
         env.close()
         raise ConfigError(f"no scripted expert for {suite} task {task_id} yet (goal {env.goal}); experts so far: "
-                          "one pick-and-place goal, 'in' a region or 'on' an object (LIBERO-Object, -Spatial)")
+                          f"{EXPERT_GOALS}")
     kept, attempts, steps, lengths, t0 = 0, 0, 0, [], time.perf_counter()
     cache = episode_cache(suite, cfg)
     try:
@@ -109,8 +110,9 @@ def _task_worker(suite: str, task_id: int, cfg: LiberoGenerationConfig, emit) ->
     finally:
         env.close()
     seconds = time.perf_counter() - t0
+    # states 0 .. attempts-1 were tried in order: the demonstrations come from among them, the rest are unseen
     return {"task_name": env.task_name, "instruction": env.instruction, "attempts": attempts, "successes": kept,
-            "expert_success_rate": kept / max(attempts, 1), "frames": int(sum(lengths)),
+            "init_states_tried": f"0-{attempts - 1}", "expert_success_rate": kept / max(attempts, 1), "frames": int(sum(lengths)),
             "mean_length": float(np.mean(lengths)) if lengths else 0.0, "steps": steps, "seconds": seconds,
             "steps_per_s": steps / max(seconds, 1e-9)}
 
@@ -187,4 +189,18 @@ def generate_libero(out: str | Path, cfg: LiberoGenerationConfig, progress: bool
     return report
 
 
-__all__ = ["LiberoGenerationConfig", "generate_libero", "IMAGE_KEYS", "episode_cache"]
+def first_unseen_state(data_dir: str | Path) -> int:
+    """The first initial state no demonstration of a `tinyvla data libero` dataset started from, in any of its
+    tasks: where a held-out evaluation begins. Each task tries states 0, 1, ... until it has its episodes, so
+    a task whose expert failed some reaches past `episodes_per_task`."""
+    import json
+
+    meta = Path(data_dir) / "meta" / "tinyvla.json"
+    try:
+        tasks = json.loads(meta.read_text())["report"]["tasks"]
+        return max(int(r["attempts"]) for r in tasks.values())
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ConfigError(f"{str(data_dir)!r} has no `tinyvla data libero` report ({meta}): {e}") from None
+
+
+__all__ = ["LiberoGenerationConfig", "generate_libero", "IMAGE_KEYS", "episode_cache", "first_unseen_state"]

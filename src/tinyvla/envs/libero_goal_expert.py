@@ -32,7 +32,8 @@ OPEN, CLOSE = -1.0, 1.0
 REACH = 0.78
 # What the scripted experts (this module's and libero_expert's) cover: the one list for every message that says so.
 EXPERT_GOALS = ("one pick-and-place goal, 'in' a region or 'on' an object; 'open' a drawer; 'turnon' a knob; a low "
-                "object pushed 'on' a table region; 'in' a closed drawer")
+                "object pushed 'on' a table region; 'in' a closed drawer; a flat object 'in' a narrow region; goals of "
+                "several of these (and of 'in' a microwave, 'on' by a handle, 'close' a drawer or a door), one by one")
 
 
 def quat_about(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -565,8 +566,13 @@ class GoalExpert:
                         q = drawer.qpos(worker)
                         full = _range_goal(owner.is_open, owner.object_properties["articulation"]
                                            ["default_open_ranges"], q)
-                        drawer.open_sign = np.sign(full - q) or 1.0
-                        drawer.goal_qpos = _clear_of(worker, drawer, obj, q, full)
+                        # (from the ranges, not from `full - q`: that is 0 for a drawer that starts open)
+                        props = owner.object_properties["articulation"]
+                        drawer.open_sign = np.sign(np.mean(props["default_open_ranges"])
+                                                   - np.mean(props["default_close_ranges"])) or 1.0
+                        # a drawer that starts open (LIBERO-10's) is left as it is: reaching for its handle
+                        # only risks the arm on what stands around it
+                        drawer.goal_qpos = q if owner.is_open(q) else _clear_of(worker, drawer, obj, q, full)
 
                     return GoalExpert([("open", DrawerExpert, drawer.scene), place], on_reset=plan)
             elif target in inner.objects_dict:  # on / in another object: the worker's own scene

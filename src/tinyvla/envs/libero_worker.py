@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from tinyvla.envs.libero_expert import PickPlaceExpert, Scene, quat_to_axis_angle  # noqa: E402
 from tinyvla.envs.libero_goal_expert import EXPERT_GOALS, GoalExpert  # noqa: E402
+from tinyvla.envs.libero_long_expert import expert_for  # noqa: E402
 
 CAMERAS = {"image": "agentview", "wrist_image": "robot0_eye_in_hand"}
 SETTLE_ACTION = np.array([0, 0, 0, 0, 0, 0, -1.0])  # what the LIBERO evaluations step while objects settle
@@ -61,8 +62,9 @@ class Worker:
         if len(goal) == 1 and len(goal[0]) == 3 and goal[0][0].lower() in ("in", "on") \
                 and goal[0][1] in inner.objects_dict:
             self.expert_goal = [goal[0][0].lower(), *goal[0][1:]]
-        # drawers, knobs, pushing, a place into a closed drawer or onto an object: the goal experts (None: not theirs)
-        self.goal_expert = GoalExpert.for_goal(goal, self)
+        # drawers, knobs, pushing, a place into a closed drawer or onto an object: the goal experts (None: not theirs);
+        # a goal of several predicates: their experts in sequence (None: some predicate has none, all refused)
+        self.goal_expert = expert_for(goal, self)
         if GoalExpert.unhandled(goal, self):  # (a tall object onto the table itself): no expert, said up front
             self.expert_goal = None
         return {"instruction": task.language, "task_name": task.name,

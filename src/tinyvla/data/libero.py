@@ -19,6 +19,7 @@ on scheduling, and holds at most the tasks that finished ahead of the one being 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -110,9 +111,9 @@ def _task_worker(suite: str, task_id: int, cfg: LiberoGenerationConfig, emit) ->
     finally:
         env.close()
     seconds = time.perf_counter() - t0
-    # states 0 .. attempts-1 were tried in order: the demonstrations come from among them, the rest are unseen
+    # attempts: states 0 .. attempts-1 were tried in order; the demonstrations come from among them (first_unseen_state)
     return {"task_name": env.task_name, "instruction": env.instruction, "attempts": attempts, "successes": kept,
-            "init_states_tried": f"0-{attempts - 1}", "expert_success_rate": kept / max(attempts, 1), "frames": int(sum(lengths)),
+            "expert_success_rate": kept / max(attempts, 1), "frames": int(sum(lengths)),
             "mean_length": float(np.mean(lengths)) if lengths else 0.0, "steps": steps, "seconds": seconds,
             "steps_per_s": steps / max(seconds, 1e-9)}
 
@@ -193,8 +194,6 @@ def first_unseen_state(data_dir: str | Path) -> int:
     """The first initial state no demonstration of a `tinyvla data libero` dataset started from, in any of its
     tasks: where a held-out evaluation begins. Each task tries states 0, 1, ... until it has its episodes, so
     a task whose expert failed some reaches past `episodes_per_task`."""
-    import json
-
     meta = Path(data_dir) / "meta" / "tinyvla.json"
     try:
         tasks = json.loads(meta.read_text())["report"]["tasks"]

@@ -33,6 +33,13 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     times = json.loads((out / "times.json").read_text())
     assert main(args) == 0
     assert json.loads((out / "times.json").read_text()) == times
+    # A rerun that asks for another recipe would reuse runs it did not ask for: refused, naming what differs.
+    assert main([*args, "--train.lr", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another recipe" in err and "training settings train.lr" in err and "\n" not in err
+    assert main([*args[:-2], "--policy.type", "vla_adapter", "--out", str(out)]) == 2
+    assert "policy_type 'tinyvla' there, 'vla_adapter' asked" in capsys.readouterr().err
+    assert json.loads((out / "times.json").read_text()) == times
 
 
 def test_bad_reproduce_arguments(tmp_path, capsys):

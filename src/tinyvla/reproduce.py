@@ -178,13 +178,35 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> d
         summarize, report_markdown)
 
 
+def _check_recipe(cfg: ReproduceConfig, budget: Budget, out: Path) -> None:
+    """Kept stages are reused on a rerun, so a rerun into `out` must ask for the same recipe: its data and
+    training settings are written to out/recipe.json once and compared on every later call (more seeds are fine)."""
+    recipe = json.loads(json.dumps({"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type,
+                                    "preset": budget.preset, "data": budget.data,
+                                    "train": {**budget.train_for(cfg.policy_type), **cfg.overrides}}))
+    path = out / "recipe.json"
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        differ = [k for k in recipe if kept.get(k) != recipe[k]]
+        if differ:
+            what = ", ".join(f"{k} {kept.get(k)!r} there, {recipe[k]!r} asked" for k in differ if k != "train")
+            if "train" in differ:
+                keys = sorted(k for k in {*kept.get("train", {}), *recipe["train"]}
+                              if kept.get("train", {}).get(k) != recipe["train"].get(k))
+                what = ", ".join(filter(None, [what, f"training settings {', '.join(keys)}"]))
+            raise ConfigError(f"{out} holds a run of another recipe ({what}); rerun with its settings or pass a new --out")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recipe, indent=2))
+
+
 def _run_stages(cfg: ReproduceConfig, budget: Budget, out: Path, generate, runs: list[tuple[str, int, str]],
                 train_and_eval, summarize_fn, markdown_fn) -> dict:
     """The benchmark recipes' shared skeleton: generate the data unless it is there, train and evaluate each
     run unless finished, summarize; stage times are kept in out/times.json across resumes."""
     from tinyvla.data.lerobot import is_lerobot_dataset
 
-    out.mkdir(parents=True, exist_ok=True)
+    _check_recipe(cfg, budget, out)
     times_path = out / "times.json"
     times: dict = json.loads(times_path.read_text()) if times_path.is_file() else {}
 
@@ -453,6 +475,9 @@ def summarize_libero(cfg: ReproduceConfig, budget: Budget, results: dict[str, di
                          "cpu_count": os.cpu_count(), "device": cfg.device or budget.device}}
 
 
+POLICY_LABELS = {"tinyvla": "TinyVLA", "vla_adapter": "VLA-Adapter"}
+
+
 def libero_report_markdown(r: dict) -> str:
     s, pct = r["success"], (lambda x: f"{100 * x:.1f}%")
     column = ("libero_spatial", "libero_object", "libero_goal", "libero_10").index(f"libero_{r['benchmark'][7:]}")
@@ -475,7 +500,8 @@ def libero_report_markdown(r: dict) -> str:
     lines += ["", f"Beside the published table ({r['benchmark']}; theirs: human demonstrations, all 50 initial states, "
               "GPUs; not like for like):", "", f"| method | {r['benchmark']} | LIBERO average (4 suites) |",
               "|---|---|---|",
-              f"| **tinyvla {r['policy_type']} `{r['preset']}`, {params / 1e6:.1f}M parameters, scripted demos, "
+              f"| **{POLICY_LABELS.get(r['policy_type'], r['policy_type'])} `{r['preset']}` (tinyvla), {params / 1e6:.1f}M "
+              "parameters, scripted demos, "
               f"this run** | **{pct(s['mean'])}** | - |"]
     lines += [f"| {name} | {'-' if row[column] is None else f'{row[column]:.1f}%'} | {row[4]:.1f}% |"
               for name, row in r["references"].items()]

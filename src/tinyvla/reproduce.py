@@ -187,14 +187,13 @@ def _check_recipe(cfg: ReproduceConfig, budget: Budget, out: Path) -> None:
     path = out / "recipe.json"
     if path.is_file():
         kept = json.loads(path.read_text())
-        differ = [k for k in recipe if kept.get(k) != recipe[k]]
-        if differ:
-            what = ", ".join(f"{k} {kept.get(k)!r} there, {recipe[k]!r} asked" for k in differ if k != "train")
-            if "train" in differ:
-                keys = sorted(k for k in {*kept.get("train", {}), *recipe["train"]}
-                              if kept.get("train", {}).get(k) != recipe["train"].get(k))
-                what = ", ".join(filter(None, [what, f"training settings {', '.join(keys)}"]))
-            raise ConfigError(f"{out} holds a run of another recipe ({what}); rerun with its settings or pass a new --out")
+        what = [f"{k} {kept.get(k)!r} there, {v!r} asked" for k, v in recipe.items() if k != "train" and kept.get(k) != v]
+        kept_train = kept.get("train", {})
+        if train := sorted(k for k in {*kept_train, *recipe["train"]} if kept_train.get(k) != recipe["train"].get(k)):
+            what.append(f"training settings {', '.join(train)}")
+        if what:
+            raise ConfigError(f"{out} holds a run of another recipe ({', '.join(what)}); rerun with its settings or "
+                              "pass a new --out")
         return
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(recipe, indent=2))

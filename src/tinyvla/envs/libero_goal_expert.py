@@ -564,10 +564,9 @@ class GoalExpert:
 
                     def plan():  # how far to open, from where the object stands in this episode
                         q = drawer.qpos(worker)
-                        full = _range_goal(owner.is_open, owner.object_properties["articulation"]
-                                           ["default_open_ranges"], q)
-                        # (from the ranges, not from `full - q`: that is 0 for a drawer that starts open)
                         props = owner.object_properties["articulation"]
+                        full = _range_goal(owner.is_open, props["default_open_ranges"], q)
+                        # (from the ranges, not from `full - q`: that is 0 for a drawer that starts open)
                         drawer.open_sign = np.sign(np.mean(props["default_open_ranges"])
                                                    - np.mean(props["default_close_ranges"])) or 1.0
                         # a drawer that starts open (LIBERO-10's) is left as it is: reaching for its handle

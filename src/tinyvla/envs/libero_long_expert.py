@@ -70,9 +70,9 @@ class SequenceExpert:
         steps.sort(key=lambda ps: ORDER.get(ps[0][0], 9))  # (stable: the goal's order within a rank)
         # several objects `on` one region go side by side (`in` a basket they may land on each other)
         for target in {p[2] for p, _ in steps if p[0] == "on"}:
-            sharing = [step for p, step in steps if p[0] == "on" and p[2] == target]
-            objects = [p[1] for p, _ in steps if p[0] == "on" and p[2] == target]
-            for k, step in enumerate(sharing if len(sharing) > 1 else []):
+            sharing = [(p[1], step) for p, step in steps if p[0] == "on" and p[2] == target]
+            objects = [obj for obj, _ in sharing]
+            for k, (_, step) in enumerate(sharing if len(sharing) > 1 else []):
                 step.stages = [(name, make, _slot(scene, k, objects)) for name, make, scene in step.stages]
         return SequenceExpert(steps)
 
@@ -99,10 +99,8 @@ class SequenceExpert:
 
     def act(self, worker) -> np.ndarray:
         if self.home is None:
-            obs = worker._raw_obs
             axis = worker._finger_axis()[:2]
-            self.home = (np.asarray(obs["robot0_eef_quat"], dtype=np.float64).copy(),
-                         axis / max(np.linalg.norm(axis), 1e-9))
+            self.home = (_hand(worker).eef_quat.copy(), axis / max(np.linalg.norm(axis), 1e-9))
         if not self.started:
             self._start(worker)
         if self.index < len(self.steps):
@@ -384,8 +382,13 @@ def expert_for(goal: list, worker) -> "GoalExpert | SequenceExpert | None":
     pred = [goal[0][0].lower(), *goal[0][1:]]
     if expert is None and pred[0] == "in" and len(pred) == 3 and pred[1] in worker.env.env.objects_dict \
             and _needs_alignment(worker, pred[1], pred[2]):
-        return GoalExpert([(pred[0], AlignedPickPlaceExpert, lambda w: _floor_scene(w, pred[1], pred[2]))])
+        return _aligned_step(pred)
     return expert
+
+
+def _aligned_step(pred: list) -> GoalExpert:
+    """`in <flat object> <narrow region>`: turned on the way, lowered to the region's floor."""
+    return GoalExpert([(pred[0], AlignedPickPlaceExpert, lambda w: _floor_scene(w, pred[1], pred[2]))])
 
 
 def _step_for(pred: list, worker) -> GoalExpert | None:
@@ -405,7 +408,7 @@ def _step_for(pred: list, worker) -> GoalExpert | None:
         if pred[0] == "in" and _roofed(worker, pred[1], pred[2]):
             return GoalExpert([(pred[0], FrontInsertExpert, lambda w: _parts_scene(w, pred[1]))])
         if pred[0] == "in" and _needs_alignment(worker, pred[1], pred[2]):
-            return GoalExpert([(pred[0], AlignedPickPlaceExpert, lambda w: _floor_scene(w, pred[1], pred[2]))])
+            return _aligned_step(pred)
         return GoalExpert([(pred[0], PickPlaceExpert, lambda w: w.scene())])
     return None
 
@@ -558,10 +561,8 @@ class _CloseTarget(_JointTarget):
         direction /= max(np.linalg.norm(direction), 1e-9)
         inner = worker.env.env
         tops = [worker._aabb(n)[1][2] for n in inner.objects_dict]
-        obs = worker._raw_obs
-        return ClosePushScene(eef_pos=np.asarray(obs["robot0_eef_pos"], dtype=np.float64),
-                              eef_quat=np.asarray(obs["robot0_eef_quat"], dtype=np.float64),
-                              finger_axis=worker._finger_axis(), contact=contact,
+        hand = _hand(worker)
+        return ClosePushScene(eef_pos=hand.eef_pos, eef_quat=hand.eef_quat, finger_axis=worker._finger_axis(), contact=contact,
                               direction=direction, qpos=self.qpos(worker), goal_qpos=self.goal_qpos,
                               high=float(max([corners[:, 2].max(), *tops])) + 0.08)
 

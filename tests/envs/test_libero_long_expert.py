@@ -1,12 +1,15 @@
-"""The LIBERO-10 experts' pure-numpy parts (no LIBERO needed): the close push, the handle grasp search and the
-step order of a sequence."""
+"""The LIBERO-10 experts' pure-numpy parts (no LIBERO needed): the close push, the handle grasp search, the
+flight over other objects, the places side by side and the step order of a sequence."""
+
+from types import SimpleNamespace
 
 import numpy as np
 
-from tinyvla.envs.libero_expert import FINGER_OPEN, PickPlaceExpert
+from tinyvla.envs.libero_expert import FINGER_OPEN, PickPlaceExpert, Scene
 from tinyvla.envs.libero_goal_expert import KnobExpert
-from tinyvla.envs.libero_long_expert import (ORDER, ClosePushScene, CloseExpert, SequenceExpert, _footprint_axes,
-                                             _free_spot, _released, _slab_grasp)
+from tinyvla.envs.libero_long_expert import (ORDER, AlignedPickPlaceExpert, ClearingPickPlaceExpert,
+                                             ClosePushScene, CloseExpert, SequenceExpert, _footprint_axes,
+                                             _free_spot, _released, _slab_grasp, _slot, _sweep_height)
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # the reset orientation: the gripper pointing down (x, y, z, w)
 
@@ -136,3 +139,76 @@ def test_sequence_skips_what_holds_runs_the_rest_and_retries_once():
         seq.act(worker)
     assert seq.index == 2  # given up after one retry: the rest (none) runs; the hand holds still
     assert seq.act(worker).shape == (7,)
+
+
+def _scene(neighbours, eef=(-0.05, 0.0, 0.69)) -> Scene:
+    """A flat box (8 x 4 x 1.8 cm) at (0.1, -0.18) to grasp, the hand up at `eef`, fingers along y."""
+    lo, hi = np.array([0.06, -0.2, 0.437]), np.array([0.14, -0.16, 0.455])
+    return Scene(eef_pos=np.array(eef), eef_quat=DOWN, gripper_qpos=np.array([0.04, -0.04]),
+                 object_pos=(lo + hi) / 2, object_lo=lo, object_hi=hi, region_pos=np.array([0.0, 0.26, 0.43]),
+                 region_half=np.array([0.05, 0.05, 0.01]), container_hi=np.array([0.08, 0.35, 0.57]), clear_z=0.57,
+                 neighbours=np.array(neighbours).reshape(-1, 2, 3), finger_axis=np.array([0.0, 1.0, 0.0]))
+
+
+def test_the_hover_flies_over_a_tall_carton_on_its_way():
+    carton = [[0.035, -0.146, 0.44], [0.088, -0.094, 0.57]]  # 13 cm tall, between the hand and the box
+    s = _scene([carton], eef=(-0.05, 0.0, 0.58))
+    grasp = np.array([0.13, -0.19])
+    assert _sweep_height(s, s.eef_pos[:2], grasp) > 0.57  # the open fingertips clear its top
+    assert _sweep_height(_scene([]), s.eef_pos[:2], grasp) == -np.inf  # nothing in the way
+    assert _sweep_height(s, grasp + np.array([0.0, 0.02]), grasp) == -np.inf  # over the grasp already
+    plain, clearing = PickPlaceExpert(), ClearingPickPlaceExpert()
+    up_plain, up_clearing = plain.act(s)[2], clearing.act(s)[2]
+    assert clearing.phase == "hover" and up_clearing > up_plain  # (the plain hover heads down into it)
+
+
+def test_the_carry_clears_what_stands_on_the_way_to_the_basket():
+    carton = [[0.035, -0.146, 0.44], [0.088, -0.094, 0.62]]
+    s = _scene([carton], eef=(0.1, -0.18, 0.45))
+    expert = ClearingPickPlaceExpert()
+    expert.act(s)
+    expert.phase, expert.timer, expert.hang = "carry", 0, 0.01
+    a = expert.act(s)
+    assert a[2] > 0.99  # up to 5 cm over the carton's top, not the basket's rim (0.57)
+
+
+def test_slots_keep_a_handled_pots_footprint_on_the_stove_plate():
+    # a 19 x 19 cm plate (top 0.93) under a 15 x 15 cm region; two pots whose handles stick out 9 cm along -y
+    plate = np.array([[x, y, z] for x in (-0.14, 0.05) for y in (-0.295, -0.105) for z in (0.885, 0.93)])
+    pots = {"pot_a": np.array([-0.04, 0.23, 0.966]), "pot_b": np.array([0.04, 0.05, 0.966])}
+    inner = SimpleNamespace(
+        object_sites_dict={"cook": None}, object_states_dict={"cook": SimpleNamespace(parent_name="stove")},
+        obj_body_id={"stove": 0, "pot_a": 1, "pot_b": 2},
+        sim=SimpleNamespace(data=SimpleNamespace(get_site_xpos=lambda _: np.array([-0.045, -0.2, 0.905]),
+                                                 body_xpos=[np.zeros(3), pots["pot_a"], pots["pot_b"]])))
+    worker = SimpleNamespace(env=SimpleNamespace(env=inner), _collision_geoms=lambda _: [0],
+                             _geom_corners=lambda _: plate)
+
+    def scene(obj):
+        def make(_):
+            pos = pots[obj]
+            return Scene(eef_pos=np.zeros(3), eef_quat=DOWN, gripper_qpos=np.zeros(2), object_pos=pos,
+                         object_lo=pos + np.array([-0.04, -0.091, -0.066]), object_hi=pos + np.array([0.04, 0.057, 0.086]),
+                         region_pos=np.array([-0.045, -0.2, 0.905]), region_half=np.array([0.075, 0.075, 0.0025]),
+                         container_hi=np.array([0.05, -0.105, 0.955]), clear_z=1.05, neighbours=np.zeros((0, 2, 3)),
+                         finger_axis=np.array([0.0, 1.0, 0.0]))
+        return make
+
+    first = _slot(scene("pot_a"), 0, ["pot_a", "pot_b"], "cook")(worker)
+    assert -0.295 + 0.091 - 1e-9 <= first.region_pos[1] <= -0.105 - 0.057 + 1e-9  # the handle stays on the plate
+    assert np.isclose(first.container_hi[2], 0.93)  # lowered to the plate, not to the knob's top
+    pots["pot_a"] = np.array([first.region_pos[0], first.region_pos[1], 0.996])  # put there
+    second = _slot(scene("pot_b"), 1, ["pot_a", "pot_b"], "cook")(worker)
+    assert np.linalg.norm(second.region_pos[:2] - first.region_pos[:2]) > 0.09  # side by side, not touching
+    assert -0.14 + 0.04 - 1e-9 <= second.region_pos[0] <= 0.05 - 0.04 + 1e-9
+
+
+def test_the_turned_book_comes_down_over_the_slot_not_beside_it():
+    # the hand holds the book 1.2 cm off its body's origin; turned a quarter on the way, that offset turns with it
+    s = _scene([], eef=(-0.4, -0.14, 1.2))
+    s.object_pos = np.array([-0.412, -0.14, 1.1])
+    expert = AlignedPickPlaceExpert()
+    expert.home_quat, expert.home_axis = DOWN, np.array([0.0, 1.0])
+    expert.phase, expert.turn, expert.offset = "carry", np.pi / 2, np.array([0.012, 0.0])
+    expert.act(s)
+    assert np.allclose(expert.offset, [0.0, 0.012]) and np.isclose(expert.yaw, np.pi / 2) and expert.turn == 0.0

@@ -14,13 +14,14 @@ Pure numpy, like the other experts: the worker's simulator is read by attribute 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
 
 from tinyvla.envs.libero_expert import (FINGER_OPEN, HAND_ABOVE_GRIP, HAND_HALF_LENGTH, HAND_HALF_WIDTH,
-                                        PickPlaceExpert, Scene, _quat_mul)
+                                        PickPlaceExpert, Scene, _quat_inv, _quat_mul, quat_to_axis_angle)
 from tinyvla.envs.libero_goal_expert import (OPEN, GoalExpert, KnobExpert, PushExpert, _articulation, _Base,
                                              _JointTarget, _range_goal, _yaw_to, quat_about)
 
@@ -73,7 +74,7 @@ class SequenceExpert:
             sharing = [(p[1], step) for p, step in steps if p[0] == "on" and p[2] == target]
             objects = [obj for obj, _ in sharing]
             for k, (_, step) in enumerate(sharing if len(sharing) > 1 else []):
-                step.stages = [(name, make, _slot(scene, k, objects)) for name, make, scene in step.stages]
+                step.stages = [(name, make, _slot(scene, k, objects, target)) for name, make, scene in step.stages]
         return SequenceExpert(steps)
 
     def _holds(self, worker, pred: list) -> bool:
@@ -95,7 +96,10 @@ class SequenceExpert:
         if isinstance(first, PickPlaceExpert):  # from wherever the last step left the hand: over to the grasp
             first.home_quat, first.home_axis = self.home[0].copy(), self.home[1].copy()
             s = step.stages[0][2](worker)
-            step.transit = (*step._transit(s, first), 0)
+            target, quat = step._transit(s, first)
+            if isinstance(first, ClearingPickPlaceExpert):  # (over the other objects on its way, too)
+                target[2] = max(target[2], _sweep_height(s, s.eef_pos[:2], target[:2]))
+            step.transit = (target, quat, 0)
 
     def act(self, worker) -> np.ndarray:
         if self.home is None:
@@ -140,6 +144,64 @@ class HandleGraspExpert(PickPlaceExpert):
         return point
 
 
+class ClearingPickPlaceExpert(PickPlaceExpert):
+    """The pick-and-place expert that flies over the other objects: to its hover point at a height where the
+    open hand passes over them (the plain hover, 8 cm above a flat box, sweeps a 13 cm milk carton beside it
+    over onto the box), and carried with the object's bottom clear of those along its way, not only of the
+    basket's rim (the box hanging from the hand knocks a tall carton over into its own way)."""
+
+    def act(self, s: Scene) -> np.ndarray:
+        if self.phase in ("lift", "carry"):
+            s = copy.copy(s)
+            s.clear_z = max(s.clear_z, _path_top(s, (s.object_lo[:2] + s.object_hi[:2]) / 2, s.region_pos[:2],
+                                                 np.max(s.object_hi[:2] - s.object_lo[:2]) / 2 + 0.01))
+        return super().act(s)
+
+    def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
+        if self.phase == "hover":
+            target = np.array([*target[:2], max(target[2], _sweep_height(s, s.eef_pos[:2], target[:2]))])
+        return super()._move(s, target, gripper)
+
+
+def _path_top(s: Scene, start: np.ndarray, goal: np.ndarray, radius: float) -> float:
+    """The highest top of the neighbours (AABBs) within `radius` of the straight path from `start` to `goal`."""
+    n = int(np.ceil(np.linalg.norm(goal - start) / 0.01)) + 1
+    path = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)
+    top = -np.inf
+    for lo, hi in s.neighbours:
+        gap = np.maximum(np.maximum(lo[:2] - path, path - hi[:2]), 0.0)
+        if (np.hypot(gap[:, 0], gap[:, 1]) < radius).any():
+            top = max(top, hi[2])
+    return float(top)
+
+
+def _sweep_height(s: Scene, start: np.ndarray, goal: np.ndarray, skip: float = 0.03,
+                  margin: float = 0.02) -> float:
+    """The lowest grip height at which the hand, open and pointing down (its finger axis s.finger_axis), passes
+    straight from `start` to `goal` (x-y) over the neighbours' AABBs; -inf when none is in the way. Its last
+    `skip` metres are left out: the grasp point is chosen with the hand clear of the neighbours there."""
+    length = np.linalg.norm(goal - start)
+    if length <= skip:
+        return -np.inf
+    u = np.asarray(s.finger_axis[:2], dtype=np.float64)
+    u = u / max(np.linalg.norm(u), 1e-9)
+    v = np.array([-u[1], u[0]])
+    path = start + np.linspace(0.0, 1.0 - skip / length, int(np.ceil(length / 0.01)) + 1)[:, None] * (goal - start)
+    # (half length along u, half width along v, the part's underside above the grip point): the hand, the
+    # open fingers down to their tips
+    parts = [(HAND_HALF_LENGTH, HAND_HALF_WIDTH, HAND_ABOVE_GRIP), (FINGER_OPEN + 0.015, 0.015, -0.015)]
+    need = -np.inf
+    for lo, hi in s.neighbours:
+        corners = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])])
+        rel = corners[None] - path[:, None]  # (n, 4, 2)
+        nu, nv = rel @ u, rel @ v
+        for pu, pv, above in parts:
+            if ((nu.min(1) < pu + margin) & (nu.max(1) > -pu - margin)
+                    & (nv.min(1) < pv + margin) & (nv.max(1) > -pv - margin)).any():
+                need = max(need, hi[2] - above + margin)
+    return float(need)
+
+
 class AlignedPickPlaceExpert(PickPlaceExpert):
     """The pick-and-place expert for a flat object (a book on its edge) into a region narrower than the object
     is long (a caddy's compartment): grasped at its middle across its thickness, turned on the way so that its
@@ -160,7 +222,12 @@ class AlignedPickPlaceExpert(PickPlaceExpert):
 
     def act(self, s: PartsScene) -> np.ndarray:
         if self.phase in ("carry", "lower") and self.turn:  # (once lifted: the object turns clear of the table)
-            self.yaw, self.turn = self.yaw + self.turn, 0.0
+            turn, self.turn = self.turn, 0.0
+            self.yaw += turn
+            # the object turns with the hand about the grip point: the hand's offset from it (measured as the carry
+            # started, unturned) turns too, or the object comes down 1-2 cm beside the slot, onto its wall
+            c, sn = np.cos(turn), np.sin(turn)
+            self.offset = np.array([[c, -sn], [sn, c]]) @ self.offset
         return super().act(s)
 
 
@@ -186,6 +253,13 @@ class FrontInsertExpert(PickPlaceExpert):
         self.rim = True  # (chosen once, no dithering)
         self.handle = point[:2] - s.object_pos[:2]
         return point
+
+    def _rot_error(self, s: PartsScene) -> np.ndarray:
+        """On the way to the hover point the hand keeps its reset orientation and turns to the handle only once
+        over it: turned on the way, its 21 cm long fingers sweep round and catch on the open microwave door."""
+        if self.phase != "hover" or self.grasp is None or np.linalg.norm(self.grasp[:2] - s.eef_pos[:2]) < 0.03:
+            return super()._rot_error(s)
+        return quat_to_axis_angle(_quat_mul(self.home_quat, _quat_inv(s.eef_quat)))
 
     def _plan(self, s: PartsScene) -> None:
         """The turn that points the handle out of the opening and where the object goes in the region."""
@@ -334,21 +408,51 @@ def _slab_grasp(parts: np.ndarray, centre: np.ndarray, home_axis: np.ndarray, st
     return best
 
 
-def _slot(scene, k: int, siblings: list[str], spacing: float = 0.1):
-    """`scene` with its goal region's centre moved to the k-th of several places in it, side by side along its
-    longer side (y on a tie): two moka pots set down at one stove's centre knock each other over. After the
-    first, the place in the region (2 cm in from its edges) farthest from where the ones before were put."""
+def _slot(scene, k: int, siblings: list[str], region: str, spacing: float = 0.1):
+    """`scene` with its goal region's centre moved to the k-th of several places in it, side by side along the
+    longer side (y on a tie) of where the object's footprint (as carried: a moka pot's handle sticks out 9 cm)
+    stays on the region's support: a handle over the stove's edge tips the pot off as it is let go, and two pots
+    set down at one stove's centre knock each other over. After the first, the place farthest from where the
+    ones before were put. Lowered to the support's top (a stove's knob, higher, is not under the pot)."""
 
     def slotted(worker):
         s = scene(worker)
-        axis = np.array([1.0, 0.0, 0.0]) if s.region_half[0] > s.region_half[1] else np.array([0.0, 1.0, 0.0])
-        step = min(spacing, 2 * float(s.region_half @ axis) / len(siblings))
-        nominal = s.region_pos + (k - (len(siblings) - 1) / 2) * step * axis
-        s.region_pos = _free_spot(s.region_pos, s.region_half, nominal, [worker.env.env.sim.data.body_xpos[
-            worker.env.env.obj_body_id[o]][:2] for o in siblings[:k]])
+        centre, half = s.region_pos[:2], s.region_half[:2]
+        lo, hi = centre - half + 0.02, centre + half - 0.02  # 2 cm in from the region's edges
+        support = _support(worker, region)
+        if support is not None:
+            lo = np.maximum(lo, support[0] - (s.object_lo[:2] - s.object_pos[:2]))
+            hi = np.minimum(hi, support[1] - (s.object_hi[:2] - s.object_pos[:2]))
+            narrow = lo > hi  # the footprint does not fit on it that way: its middle, in the region
+            lo[narrow] = hi[narrow] = np.clip((lo + hi)[narrow] / 2, (centre - half + 0.02)[narrow],
+                                              (centre + half - 0.02)[narrow])
+            s.container_hi = np.array([*s.container_hi[:2], support[2]])
+        axis = np.array([1.0, 0.0]) if hi[0] - lo[0] > hi[1] - lo[1] else np.array([0.0, 1.0])
+        step = min(spacing, float((hi - lo) @ axis) / max(len(siblings) - 1, 1))
+        nominal = (lo + hi) / 2 + (k - (len(siblings) - 1) / 2) * step * axis
+        spot = _free_spot(np.array([*(lo + hi) / 2, 0.0]), np.array([*(hi - lo) / 2, 0.0]), nominal,
+                          [worker.env.env.sim.data.body_xpos[worker.env.env.obj_body_id[o]][:2]
+                           for o in siblings[:k]], margin=0.0)
+        s.region_pos = np.array([spot[0], spot[1], s.region_pos[2]])
         return s
 
     return slotted
+
+
+def _support(worker, region: str):
+    """-> (lo, hi, top): the x-y box and the top of the region's parent's collision parts under the region's
+    centre (a stove's plate), or None (a region of the table)."""
+    inner = worker.env.env
+    parent = inner.object_states_dict[region].parent_name if region in inner.object_sites_dict else None
+    if parent is None or parent not in inner.obj_body_id:
+        return None
+    centre = np.array(inner.sim.data.get_site_xpos(region))[:2]
+    boxes = [(c.min(0), c.max(0)) for c in map(worker._geom_corners, worker._collision_geoms(parent))]
+    under = [(lo, hi) for lo, hi in boxes if (lo[:2] <= centre).all() and (hi[:2] >= centre).all()]
+    if not under:
+        return None
+    return (np.min([lo[:2] for lo, _ in under], 0), np.max([hi[:2] for _, hi in under], 0),
+            float(max(hi[2] for _, hi in under)))
 
 
 def _free_spot(centre: np.ndarray, half: np.ndarray, nominal: np.ndarray, others: list, margin: float = 0.02,
@@ -409,7 +513,7 @@ def _step_for(pred: list, worker) -> GoalExpert | None:
             return GoalExpert([(pred[0], FrontInsertExpert, lambda w: _parts_scene(w, pred[1]))])
         if pred[0] == "in" and _needs_alignment(worker, pred[1], pred[2]):
             return _aligned_step(pred)
-        return GoalExpert([(pred[0], PickPlaceExpert, lambda w: w.scene())])
+        return GoalExpert([(pred[0], ClearingPickPlaceExpert, lambda w: w.scene())])
     return None
 
 

@@ -279,7 +279,9 @@ def cmd_reproduce(args, extra) -> int:
         print(f"table in {out}/table.md (+ table.json)")
         return 0
     policy_type = _policy_type(overrides)
-    cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds or [0], policy_type=policy_type,
+    # the docs' seeds for this headline; one for a smoke check, which only tests an installation
+    seeds = args.seeds or ([0] if args.budget == "smoke" else list(RECIPES[args.name].seeds))
+    cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=seeds, policy_type=policy_type,
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
                           device=args.device, overrides=overrides)
     out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"

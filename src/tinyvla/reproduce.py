@@ -351,7 +351,8 @@ def report_markdown(r: dict) -> str:
 
 # ---- LIBERO ------------------------------------------------------------------------------------
 # suites the scripted experts cover (>= 90% on every task)
-LIBERO_BENCHMARKS = {"libero_object": "object", "libero_spatial": "spatial", "libero_goal": "goal"}
+LIBERO_BENCHMARKS = {"libero_object": "object", "libero_spatial": "spatial", "libero_goal": "goal",
+                     "libero_10": "10"}
 
 # Demonstrations come from initial states 0 .. n-1 of each task (n = episodes_per_task) and the policy is
 # evaluated on the next `eval_episodes` of the others (n .. 49): fixed states of the published protocol that
@@ -549,12 +550,15 @@ RECIPES: dict[str, Recipe] = {
     "mt50": Recipe("Meta-World MT50, as mt10 over all 50 tasks", "several hours per seed", "docs/metaworld.md"),
     "libero_object": Recipe("LIBERO-Object: scripted demos, training, success on held-out initial states with the "
                             "blind control, beside the published table (needs `make setup-libero`)",
-                            "~1 h of demos once + ~1 h per seed", "docs/libero.md"),
+                            "~1 h of demos once + ~1 h per seed", "docs/libero.md", [0, 1]),
     "libero_spatial": Recipe("LIBERO-Spatial, as libero_object", "~1 h of demos once + ~1 h per seed",
-                             "docs/libero.md"),
+                             "docs/libero.md", [0, 1]),
     "libero_goal": Recipe("LIBERO-Goal, as libero_object (drawers, knob, push experts)",
                           "28 min of demos + ~20 min of tower features once, then 12 min of training + 18 min of "
-                          "evaluation per seed (measured alone)", "docs/libero.md"),
+                          "evaluation per seed (measured alone)", "docs/libero.md", [0, 1]),
+    "libero_10": Recipe("LIBERO-10 (Long), as libero_object (two or three goals in sequence, 520-step episodes)",
+                        "not yet run at this budget; estimated ~1-1.5 h of demos once (250 demos of ~235 frames at "
+                        "the smoke run's 5.6 env steps/s per worker) + ~1 h per seed", "docs/libero.md", [0, 1]),
 }
 
 

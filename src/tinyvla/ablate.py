@@ -1,12 +1,17 @@
-"""`tinyvla ablate`: a grid of configurations x seeds on the toy task -> table (JSON + markdown) + bar plot."""
+"""`tinyvla ablate`: a grid of configurations x seeds -> table (JSON + markdown) + bar plot.
+
+Runs are scored on the toy task (its own data; the default) or on a LIBERO suite: trained on a `tinyvla data
+libero` dataset and scored from held-out initial states with the suite's own success check (`GridEnv`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -54,6 +59,65 @@ GRID_POLICY = {"fusion_head": "tinyvla", "vla_conditions": "vla_adapter", "vla_g
 LAYER_ROLES = {"last": lambda n: n - 1, "middle": lambda n: (n - 1) // 2}
 
 
+# The paper's numbers for the same rows (VLA-Adapter 0.5B, LIBERO-Long success %; ../shared/design/vla-adapter.md).
+PAPER_LIBERO_LONG = {"both, all layers": 95.0, "AQ, all layers": 92.6, "Raw, all layers": 90.6,
+                     "AQ, last layer": 90.2, "Raw, middle layer": 89.8, "tanh(g) on Raw": 95.0, "no gate": 91.4,
+                     "tanh(g) on AQ": 91.0, "tanh(g) on both": 92.6}
+ENVS = ("toy", "libero")
+
+
+@dataclass
+class GridEnv:
+    """Where a grid's runs are trained and scored. `toy`: the toy task's own data, `episodes` closed-loop episodes.
+    `libero`: a `tinyvla data libero` dataset (its suite), each task scored from `episodes` initial states after
+    the demos' (or `init_states`), no blind control; every run keeps its checkpoint under <out>/runs/."""
+
+    env: str = "toy"
+    dataset: str = ""  # libero: the dataset folder
+    init_states: str = ""  # libero: 'A-B' or 'i,j,k'; default: `episodes` states from the first unseen one
+    tasks: str = "all"  # libero: task ids
+    eval_workers: int = 2  # libero: LIBERO processes while scoring
+    max_steps: int | None = None  # libero: None = the suite's step limit
+
+    def validate(self) -> None:
+        if self.env not in ENVS:
+            raise ConfigError(f"unknown --env {self.env!r}; choose from {', '.join(ENVS)}")
+        if self.env == "toy":
+            if self.dataset or self.init_states or self.tasks != "all" or self.max_steps is not None:
+                raise ConfigError("--dataset / --init-states / --task-ids / --max-steps are for --env libero")
+            return
+        from tinyvla.data.lerobot import is_lerobot_dataset
+        from tinyvla.envs.libero import libero_missing, resolve_suite, resolve_task_ids
+
+        if not self.dataset or not is_lerobot_dataset(self.dataset):
+            raise ConfigError(f"--env libero needs --dataset: a `tinyvla data libero` folder ({self.dataset!r} is not one)")
+        resolve_task_ids(self.tasks, resolve_suite(self.suite()))
+        if missing := libero_missing():
+            raise ConfigError(f"--env libero: {missing}")
+
+    def suite(self) -> str:
+        meta = Path(self.dataset) / "meta" / "tinyvla.json"
+        try:
+            return json.loads(meta.read_text())["suite"]
+        except (OSError, KeyError, ValueError) as e:
+            raise ConfigError(f"{self.dataset!r} is not a `tinyvla data libero` dataset ({meta}: {e})") from None
+
+    def states(self, episodes: int) -> str:
+        from tinyvla.data.libero import first_unseen_state
+
+        if self.init_states:
+            return self.init_states
+        first = first_unseen_state(self.dataset)
+        if first + episodes > 50:
+            raise ConfigError(f"{self.dataset} used initial states 0-{first - 1}: only {50 - first} held-out states "
+                              f"per task remain for --episodes {episodes}")
+        return f"{first}-{first + episodes - 1}"
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
+
+
 def _backbone_layers(policy_cfg) -> int:
     if getattr(policy_cfg, "language_tower", ""):
         from tinyvla.modules.towers import language_dir
@@ -76,7 +140,7 @@ def _gate_summary(history: list[dict]) -> dict:
 
 
 def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, device: str, threads: int,
-             policy_type: str = "tinyvla", preset: str = "tiny") -> dict:
+             policy_type: str = "tinyvla", preset: str = "tiny", env: GridEnv | None = None) -> dict:
     import torch
 
     from tinyvla.eval.toy import closed_loop
@@ -89,6 +153,8 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
     if role in LAYER_ROLES:
         probe = build_run_config(policy_type, preset, {k: v for k, v in overrides.items() if k != "policy.condition_layer"})
         overrides["policy.condition_layer"] = LAYER_ROLES[role](_backbone_layers(probe.policy))
+    if env is not None and env.env == "libero":
+        return _run_one_libero(label, overrides, seed, Path(out), episodes, device, policy_type, preset, env)
     run = build_run_config(policy_type, preset, {**overrides, "train.seed": seed, "train.device": device,
                                                  "train.progress": False})
     policy, result = run_training(run, None)
@@ -98,11 +164,56 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
             **_gate_summary(result.history)}
 
 
+def _run_one_libero(label: str, overrides: dict, seed: int, out: Path, episodes: int, device: str, policy_type: str,
+                    preset: str, env: GridEnv) -> dict:
+    """Train on the LIBERO dataset into <out>/runs/<row>-seed<seed> (resuming a crashed run, reusing a finished one)
+    and score its best checkpoint on the held-out initial states."""
+    from tinyvla.envs.libero import resolve_suite, resolve_task_ids
+    from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
+    from tinyvla.eval.results import write_results
+    from tinyvla.pipeline import build_run_config, run_training
+    from tinyvla.policies.base import Policy
+    from tinyvla.utils import resolve_device
+
+    # the folder names the training run (another recipe into the same --out never reuses this checkpoint)
+    recipe = json.dumps({"policy": policy_type, "preset": preset, "data": str(Path(env.dataset).resolve()),
+                         **overrides}, sort_keys=True)
+    run_dir = out / "runs" / f"{_slug(label)}-seed{seed}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
+    if not (run_dir / "history.json").is_file():  # written when a training run completes
+        run = build_run_config(policy_type, preset, {**overrides, "data.path": env.dataset, "train.seed": seed,
+                                                     "train.device": device})
+        run.train.resume = True
+        run_training(run, run_dir, desc=f"{label} seed {seed}")
+    history = json.loads((run_dir / "history.json").read_text())
+    policy = Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
+    ecfg = LiberoEvalConfig(suite=env.suite(), tasks=env.tasks, init_states=env.states(episodes), blind=False,
+                            videos=0, workers=env.eval_workers, max_steps=env.max_steps)
+    scored = run_dir / "eval" / "results.json"
+    r = json.loads(scored.read_text()) if scored.is_file() else None
+    same = r is not None and r.get("max_steps") == env.max_steps and set(r.get("tasks", {})) == {
+        str(t) for t in resolve_task_ids(env.tasks, resolve_suite(ecfg.suite))} and LiberoEvalConfig(
+        init_states=r.get("init_states", "")).initial_states() == ecfg.initial_states()
+    if not same:  # (a kept score of these states is reused: a crash after scoring loses nothing)
+        r = evaluate_libero(policy, ecfg, run_dir / "eval")
+        write_results(run_dir / "eval", r, markdown(r))
+    n, k = r["overall"]["episodes"], r["overall"]["successes"]
+    return {"config": label, "seed": seed, "val_l2": history["best_val_l2"], "final_val_l2": history["final_val_l2"],
+            "success_rate": r["mean_success_rate"], "episodes": n, "successes": k, "init_states": r["init_states"],
+            "train_seconds": history["train_seconds"], "params": policy.num_parameters(), "checkpoint": str(run_dir / "best"),
+            **_gate_summary(history["history"])}
+
+
 def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int = 100, device: str = "auto",
-                 workers: int = 1, extra: dict | None = None, preset: str = "tiny", row_numbers: list[int] | None = None) -> dict:
-    """`row_numbers`: run only these rows of the grid (1-based, in the grid's order), e.g. when a budget is short."""
+                 workers: int = 1, extra: dict | None = None, preset: str = "tiny", row_numbers: list[int] | None = None,
+                 env: GridEnv | None = None) -> dict:
+    """`row_numbers`: run only these rows of the grid (1-based, in the grid's order), e.g. when a budget is short.
+    `env`: where the runs are scored (default: the toy task)."""
     if grid not in GRIDS:
         raise ConfigError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
+    env = env or GridEnv()
+    env.validate()
+    if env.env == "libero":
+        env.states(episodes)  # enough held-out states, before any training
     table = GRIDS[grid]
     if row_numbers:
         bad = [r for r in row_numbers if not 1 <= r <= len(table)]
@@ -116,6 +227,9 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     out.mkdir(parents=True, exist_ok=True)
     # The preset is part of every run's identity (a resumed grid only reuses runs of the same preset).
     extra = {**(extra or {}), **({"preset": preset} if preset != "tiny" else {})}
+    if env.env == "libero":  # the data and the scored states are part of a run's identity too
+        extra = {**extra, "env": "libero", "dataset": str(Path(env.dataset).resolve()), "states": env.states(episodes),
+                 "tasks": env.tasks, "max_steps": env.max_steps}
     jobs = [(label, {**ov, **extra}, seed) for label, ov in table for seed in seeds]
     policy_type = GRID_POLICY[grid]
     # Every finished run is appended to runs.jsonl at once, so a crash or Ctrl-C loses at most the runs in
@@ -153,11 +267,11 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     if workers == 1:
         for label, ov, seed in todo:
             record(_run_one(label, _without_preset(ov), seed, str(out), episodes, device, threads, policy_type,
-                            preset), ov)
+                            preset, env), ov)
     elif todo:  # one process per run (spawn: safe with CUDA), each on one thread
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(_run_one, label, _without_preset(ov), seed, str(out), episodes, device, threads,
-                                   policy_type, preset): ov for label, ov, seed in todo}
+                                   policy_type, preset, env): ov for label, ov, seed in todo}
             for future in as_completed(futures):
                 record(future.result(), futures[future])
     rows = []
@@ -170,8 +284,17 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
                 continue
             row[key] = statistics.fmean(values)
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        if all("episodes" in r for r in mine):  # LIBERO: a Wilson CI over every scored episode of the row
+            from tinyvla.eval.results import ClosedLoopResult
+
+            n, k = sum(r["episodes"] for r in mine), sum(r["successes"] for r in mine)
+            row.update(episodes=n, successes=k, ci95=list(ClosedLoopResult(n, k, 0.0).confidence_interval()))
+        if label in PAPER_LIBERO_LONG:
+            row["paper_libero_long"] = PAPER_LIBERO_LONG[label]
         rows.append(row)
-    results = {"grid": grid, "policy": policy_type, "preset": preset, "task": "toy_reach", "episodes": episodes, "device": device, "rows": rows, "runs": runs,
+    task = "toy_reach" if env.env == "toy" else env.suite()
+    results = {"grid": grid, "policy": policy_type, "preset": preset, "task": task, "episodes": episodes,
+               "device": device, "env": asdict(env), "rows": rows, "runs": runs,
                "extra_overrides": extra or {}, "wall_seconds": round(time.perf_counter() - t0, 1)}
     (out / "ablation.json").write_text(json.dumps(results, indent=2))
     (out / "ablation.md").write_text(ablation_markdown(results))
@@ -180,24 +303,35 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
 
 
 def _without_preset(overrides: dict) -> dict:
-    return {k: v for k, v in overrides.items() if k != "preset"}
+    """A run's training overrides: its identity's other keys (preset, LIBERO data and states) dropped."""
+    return {k: v for k, v in overrides.items() if k not in ("preset", "env", "dataset", "states", "tasks", "max_steps")}
 
 
 def ablation_markdown(results: dict) -> str:
     n = len(results["rows"][0]["seeds"])
-    lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {results['task']}, mean ± std over {n} seeds, "
-             f"closed loop over {results['episodes']} episodes per seed.", "",
-             "| config | val L2 | closed-loop success | train s | params | mean abs tanh(g) Raw / AQ | Raw share |",
-             "|---|---|---|---|---|---|---|"]
+    libero = results.get("env", {}).get("env") == "libero"
+    where = (f"{results['task']}, initial states {results['runs'][0]['init_states']} of each task (held out)"
+             if libero else f"{results['task']}, closed loop over {results['episodes']} episodes per seed")
+    paper = any("paper_libero_long" in r for r in results["rows"])
+    lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {where}, mean ± std over {n} "
+             "seeds.", "",
+             "| config | val L2 | closed-loop success | " + ("95% CI (all episodes) | " if libero else "")
+             + "train s | params | mean abs tanh(g) Raw / AQ | Raw share |" + (" paper, LIBERO-Long |" if paper else ""),
+             "|---|---|---|" + ("---|" if libero else "") + "---|---|---|---|" + ("---|" if paper else "")]
 
     def opt(r: dict, key: str, fmt: str) -> str:
         return format(r[key], fmt) if key in r else "-"
 
     for r in results["rows"]:
+        ci = f"{r['ci95'][0]:.1%}-{r['ci95'][1]:.1%} ({r['successes']}/{r['episodes']}) | " if "ci95" in r else \
+            ("- | " if libero else "")
         lines.append(f"| {r['config']} | {r['val_l2']:.4f} ± {r['val_l2_std']:.4f} | "
-                     f"{r['success_rate']:.0%} ± {r['success_rate_std']:.0%} | "
+                     f"{r['success_rate']:.0%} ± {r['success_rate_std']:.0%} | {ci}"
                      f"{r['train_seconds']:.0f} ± {r['train_seconds_std']:.0f} | {r['params']:,} | "
-                     f"{opt(r, 'tanh_g_raw', '.3f')} / {opt(r, 'tanh_g_aq', '.3f')} | {opt(r, 'mass_raw', '.2f')} |")
+                     f"{opt(r, 'tanh_g_raw', '.3f')} / {opt(r, 'tanh_g_aq', '.3f')} | {opt(r, 'mass_raw', '.2f')} |"
+                     + (f" {opt(r, 'paper_libero_long', '.1f')} |" if paper else ""))
+    if paper:
+        lines += ["", "Paper: VLA-Adapter 0.5B (Qwen2.5) on LIBERO-Long, human demonstrations, GPUs: not like for like."]
     return "\n".join(lines) + "\n"
 
 

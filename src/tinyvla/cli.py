@@ -279,9 +279,7 @@ def cmd_reproduce(args, extra) -> int:
         print(f"table in {out}/table.md (+ table.json)")
         return 0
     policy_type = _policy_type(overrides)
-    # the docs' seeds for this headline; one for a smoke check, which only tests an installation
-    seeds = args.seeds or ([0] if args.budget == "smoke" else list(RECIPES[args.name].seeds))
-    cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=seeds, policy_type=policy_type,
+    cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds, policy_type=policy_type,
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
                           device=args.device, overrides=overrides)
     out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
@@ -337,11 +335,14 @@ def cmd_distill(args, extra) -> int:
 
 
 def cmd_ablate(args, extra) -> int:
-    from tinyvla.ablate import ablation_markdown, run_ablation
+    from tinyvla.ablate import GridEnv, ablation_markdown, run_ablation
 
-    results = run_ablation(args.grid, args.seeds, args.out, episodes=args.episodes, device=args.device,
+    env = GridEnv(env=args.env, dataset=args.dataset, init_states=args.init_states, tasks=args.task_ids,
+                  eval_workers=args.eval_workers, max_steps=args.max_steps)
+    episodes = args.episodes if args.episodes is not None else (10 if args.env == "libero" else 100)
+    results = run_ablation(args.grid, args.seeds, args.out, episodes=episodes, device=args.device,
                            workers=args.workers, extra=parse_overrides(extra), preset=args.preset,
-                           row_numbers=args.rows)
+                           row_numbers=args.rows, env=env)
     print(ablation_markdown(results))
     return 0
 
@@ -501,11 +502,19 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default="runs/distill")
     k.set_defaults(func=cmd_distill)
 
-    a = sub.add_parser("ablate", help="a grid of configurations x seeds on the toy task: table + plot")
+    a = sub.add_parser("ablate", help="a grid of configurations x seeds on the toy task or a LIBERO dataset: "
+                       "table + plot")
     a.add_argument("--grid", default="fusion_head")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a.add_argument("--out", default="runs/ablate")
-    a.add_argument("--episodes", type=int, default=100)
+    a.add_argument("--episodes", type=int, default=None, help="toy: closed-loop episodes per run (default 100); "
+                   "libero: held-out initial states per task (default 10)")
+    a.add_argument("--env", default="toy", help="toy (default) | libero: train on --dataset, score on its suite")
+    a.add_argument("--dataset", default="", help="libero: a `tinyvla data libero` folder")
+    a.add_argument("--init-states", default="", help="libero: e.g. 25-34 (default: --episodes states after the demos')")
+    a.add_argument("--task-ids", default="all", help="libero: task ids of the suite, 'all' or e.g. 0,3")
+    a.add_argument("--eval-workers", type=int, default=2, help="libero: LIBERO processes while scoring")
+    a.add_argument("--max-steps", type=int, default=None, help="libero: episode step limit (default: the suite's)")
     a.add_argument("--device", default="auto")
     a.add_argument("--workers", type=int, default=1, help="parallel runs (one process each)")
     a.add_argument("--preset", default="tiny", help="the preset every row starts from (e.g. pretrained)")
@@ -515,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="a table of the docs from nothing, in one command (--list: which, and "
                        "their cost); resumable")
     r.add_argument("name", nargs="?", default="", help="toy | fusion_head | vla_gate | vla_conditions | towers | "
-                   "speed | serve | mt10 | mt50 | libero_object | libero_spatial | libero_goal")
+                   "speed | serve | mt10 | mt50 | libero_object | libero_spatial | libero_goal | libero_10")
     r.add_argument("--list", action="store_true", help="list the results and what each costs on a 2-core CPU")
     r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | gpu | smoke (seconds, to check an install); libero_*: cpu | gpu | smoke")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the docs' seeds for that result")

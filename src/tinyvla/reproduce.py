@@ -112,13 +112,17 @@ REFERENCES = [
 class ReproduceConfig:
     benchmark: str = "mt10"
     budget: str = "cpu"
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] | None = None  # None: default_seeds(benchmark, budget), the docs' seeds for this result
     policy_type: str = "tinyvla"
     blank_baseline: bool = True  # also train the recipe on blank images (seed = the first seed)
     workers: int = 2
     num_threads: int = 0  # torch threads for training (0 = torch's default)
     device: str = ""  # "" = the budget's
     overrides: dict[str, Any] = field(default_factory=dict)  # extra dotted overrides for training
+
+    def __post_init__(self):
+        if self.seeds is None:
+            self.seeds = default_seeds(self.benchmark, self.budget)
 
     @property
     def is_libero(self) -> bool:
@@ -563,6 +567,13 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def default_seeds(name: str, budget: str) -> list[int]:
+    """The seeds result `name` is shown with in the docs; one for a smoke budget, which only tests an installation."""
+    if budget == "smoke" or name not in RECIPES:
+        return [0]
+    return list(RECIPES[name].seeds)
+
+
 def list_recipes() -> str:
     lines = []
     for name, r in RECIPES.items():
@@ -586,7 +597,7 @@ def reproduce_result(name: str, out: str | Path, *, budget: str = "cpu", seeds: 
         raise ConfigError(f"unknown result {name!r}; `tinyvla reproduce --list` shows: {', '.join(RECIPES)}")
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
-    seeds = list(seeds or RECIPES[name].seeds)
+    seeds = list(seeds or default_seeds(name, budget))
     if len(set(seeds)) != len(seeds):
         raise ConfigError("--seeds needs distinct seeds")
     if budget == "cpu_pretrained":

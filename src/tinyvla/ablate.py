@@ -90,7 +90,8 @@ class GridEnv:
         from tinyvla.envs.libero import libero_missing, resolve_suite, resolve_task_ids
 
         if not self.dataset or not is_lerobot_dataset(self.dataset):
-            raise ConfigError(f"--env libero needs --dataset: a `tinyvla data libero` folder ({self.dataset!r} is not one)")
+            raise ConfigError(f"--env libero needs --dataset: a `tinyvla data libero` folder "
+                              f"({self.dataset!r} is not one)")
         resolve_task_ids(self.tasks, resolve_suite(self.suite()))
         if missing := libero_missing():
             raise ConfigError(f"--env libero: {missing}")
@@ -199,13 +200,14 @@ def _run_one_libero(label: str, overrides: dict, seed: int, out: Path, episodes:
     n, k = r["overall"]["episodes"], r["overall"]["successes"]
     return {"config": label, "seed": seed, "val_l2": history["best_val_l2"], "final_val_l2": history["final_val_l2"],
             "success_rate": r["mean_success_rate"], "episodes": n, "successes": k, "init_states": r["init_states"],
-            "train_seconds": history["train_seconds"], "params": policy.num_parameters(), "checkpoint": str(run_dir / "best"),
+            "train_seconds": history["train_seconds"], "params": policy.num_parameters(),
+            "checkpoint": str(run_dir / "best"),
             **_gate_summary(history["history"])}
 
 
 def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int = 100, device: str = "auto",
-                 workers: int = 1, extra: dict | None = None, preset: str = "tiny", row_numbers: list[int] | None = None,
-                 env: GridEnv | None = None) -> dict:
+                 workers: int = 1, extra: dict | None = None, preset: str = "tiny",
+                 row_numbers: list[int] | None = None, env: GridEnv | None = None) -> dict:
     """`row_numbers`: run only these rows of the grid (1-based, in the grid's order), e.g. when a budget is short.
     `env`: where the runs are scored (default: the toy task)."""
     if grid not in GRIDS:
@@ -316,7 +318,8 @@ def ablation_markdown(results: dict) -> str:
     lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {where}, mean ± std over {n} "
              "seeds.", "",
              "| config | val L2 | closed-loop success | " + ("95% CI (all episodes) | " if libero else "")
-             + "train s | params | mean abs tanh(g) Raw / AQ | Raw share |" + (" paper, LIBERO-Long |" if paper else ""),
+             + "train s | params | mean abs tanh(g) Raw / AQ | Raw share |"
+             + (" paper, LIBERO-Long |" if paper else ""),
              "|---|---|---|" + ("---|" if libero else "") + "---|---|---|---|" + ("---|" if paper else "")]
 
     def opt(r: dict, key: str, fmt: str) -> str:
@@ -331,7 +334,8 @@ def ablation_markdown(results: dict) -> str:
                      f"{opt(r, 'tanh_g_raw', '.3f')} / {opt(r, 'tanh_g_aq', '.3f')} | {opt(r, 'mass_raw', '.2f')} |"
                      + (f" {opt(r, 'paper_libero_long', '.1f')} |" if paper else ""))
     if paper:
-        lines += ["", "Paper: VLA-Adapter 0.5B (Qwen2.5) on LIBERO-Long, human demonstrations, GPUs: not like for like."]
+        lines += ["", "Paper: VLA-Adapter 0.5B (Qwen2.5) on LIBERO-Long, human demonstrations, GPUs: "
+                  "not like for like."]
     return "\n".join(lines) + "\n"
 
 

@@ -231,6 +231,10 @@ class PickPlaceExpert:
                     best, best_cost = d, cost
         return best
 
+    def flight_height(self, s: Scene, target: np.ndarray) -> float:
+        """The height at which the hand flies from where it is to `target` (x, y): the target's own here."""
+        return target[2]
+
     def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
         delta = np.clip((target - s.eef_pos) * self.gain, -1.0, 1.0)
         rot = np.clip(self._rot_error(s) / ROT_SCALE * 2.0, -1.0, 1.0)

@@ -98,8 +98,7 @@ class SequenceExpert:
             first.home_quat, first.home_axis = self.home[0].copy(), self.home[1].copy()
             s = step.stages[0][2](worker)
             target, quat = step._transit(s, first)
-            if isinstance(first, ClearingPickPlaceExpert):  # (over the other objects on its way, too)
-                target[2] = max(target[2], _sweep_height(s, s.eef_pos[:2], target[:2]))
+            target[2] = first.flight_height(s, target)  # (a ClearingPickPlaceExpert's: over the other objects)
             step.transit = (target, quat, 0)
 
     def act(self, worker) -> np.ndarray:
@@ -158,9 +157,13 @@ class ClearingPickPlaceExpert(PickPlaceExpert):
                                                 np.max(s.object_hi[:2] - s.object_lo[:2]) / 2 + 0.01, s.neighbours))
         return super().act(s)
 
+    def flight_height(self, s: Scene, target: np.ndarray) -> float:
+        """High enough for the open hand to pass over the other objects on the straight way to `target`."""
+        return max(target[2], _sweep_height(s, s.eef_pos[:2], target[:2]))
+
     def _move(self, s: Scene, target: np.ndarray, gripper: float) -> np.ndarray:
         if self.phase == "hover":
-            target = np.array([*target[:2], max(target[2], _sweep_height(s, s.eef_pos[:2], target[:2]))])
+            target = np.array([*target[:2], self.flight_height(s, target)])
         return super()._move(s, target, gripper)
 
 

@@ -69,6 +69,14 @@ def test_libero_grid_bad_input_is_one_line(tmp_path, capsys):
     assert len(err) == 3 and "choose from toy, libero" in err[0] and "needs --dataset" in err[1]
     assert "are for --env libero" in err[2]
     assert not (tmp_path / "runs.jsonl").exists()
+    data = tmp_path / "data"  # a dataset's metadata is all these checks read
+    (data / "meta").mkdir(parents=True)
+    (data / "meta" / "info.json").write_text("{}")
+    (data / "meta" / "tinyvla.json").write_text(json.dumps({"suite": "libero_object"}))
+    for bad, says in ((["--init-states", "45-60"], "--init-states '45-60'"), (["--task-ids", "12"], "12")):
+        assert main(["ablate", "--env", "libero", "--dataset", str(data), *bad, "--out", str(tmp_path)]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and says in err[0]
 
 
 @pytest.mark.skipif(libero_missing() is not None, reason=f"LIBERO is not installed ({libero_missing()})")

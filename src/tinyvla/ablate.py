@@ -93,6 +93,10 @@ class GridEnv:
             raise ConfigError(f"--env libero needs --dataset: a `tinyvla data libero` folder "
                               f"({self.dataset!r} is not one)")
         resolve_task_ids(self.tasks, resolve_suite(self.suite()))
+        if self.init_states:  # a bad spec fails now, not after the grid's first training run
+            from tinyvla.eval.libero import LiberoEvalConfig
+
+            LiberoEvalConfig(init_states=self.init_states).initial_states()
         if missing := libero_missing():
             raise ConfigError(f"--env libero: {missing}")
 

@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -78,45 +78,49 @@ class GridEnv:
     tasks: str = "all"  # libero: task ids
     eval_workers: int = 2  # libero: LIBERO processes while scoring
     max_steps: int | None = None  # libero: None = the suite's step limit
+    suite: str = ""  # libero: the dataset's suite (filled in by `resolved`)
 
-    def validate(self) -> None:
+    def resolved(self, episodes: int) -> GridEnv:
+        """Checked (bad input fails here, before any training), with the suite and the scored states filled in."""
         if self.env not in ENVS:
             raise ConfigError(f"unknown --env {self.env!r}; choose from {', '.join(ENVS)}")
         if self.env == "toy":
             if self.dataset or self.init_states or self.tasks != "all" or self.max_steps is not None:
                 raise ConfigError("--dataset / --init-states / --task-ids / --max-steps are for --env libero")
-            return
+            return self
         from tinyvla.data.lerobot import is_lerobot_dataset
+        from tinyvla.data.libero import first_unseen_state
         from tinyvla.envs.libero import libero_missing, resolve_suite, resolve_task_ids
+        from tinyvla.eval.libero import LiberoEvalConfig
 
         if not self.dataset or not is_lerobot_dataset(self.dataset):
             raise ConfigError(f"--env libero needs --dataset: a `tinyvla data libero` folder "
                               f"({self.dataset!r} is not one)")
-        resolve_task_ids(self.tasks, resolve_suite(self.suite()))
-        if self.init_states:  # a bad spec fails now, not after the grid's first training run
-            from tinyvla.eval.libero import LiberoEvalConfig
-
-            LiberoEvalConfig(init_states=self.init_states).initial_states()
-        if missing := libero_missing():
-            raise ConfigError(f"--env libero: {missing}")
-
-    def suite(self) -> str:
         meta = Path(self.dataset) / "meta" / "tinyvla.json"
         try:
-            return json.loads(meta.read_text())["suite"]
+            suite = json.loads(meta.read_text())["suite"]
         except (OSError, KeyError, ValueError) as e:
             raise ConfigError(f"{self.dataset!r} is not a `tinyvla data libero` dataset ({meta}: {e})") from None
+        resolve_task_ids(self.tasks, resolve_suite(suite))
+        states = self.init_states
+        if states:
+            LiberoEvalConfig(init_states=states).initial_states()
+        else:
+            first = first_unseen_state(self.dataset)
+            if first + episodes > 50:
+                raise ConfigError(f"{self.dataset} used initial states 0-{first - 1}: only {50 - first} held-out "
+                                  f"states per task remain for --episodes {episodes}")
+            states = f"{first}-{first + episodes - 1}"
+        if missing := libero_missing():
+            raise ConfigError(f"--env libero: {missing}")
+        return replace(self, dataset=str(Path(self.dataset).resolve()), init_states=states, suite=suite)
 
-    def states(self, episodes: int) -> str:
-        from tinyvla.data.libero import first_unseen_state
-
-        if self.init_states:
-            return self.init_states
-        first = first_unseen_state(self.dataset)
-        if first + episodes > 50:
-            raise ConfigError(f"{self.dataset} used initial states 0-{first - 1}: only {50 - first} held-out states "
-                              f"per task remain for --episodes {episodes}")
-        return f"{first}-{first + episodes - 1}"
+    def identity(self) -> dict:
+        """What, beside the training overrides, makes two runs the same run (kept in runs.jsonl)."""
+        if self.env == "toy":
+            return {}
+        return {"env": self.env, "dataset": self.dataset, "states": self.init_states, "tasks": self.tasks,
+                "max_steps": self.max_steps}
 
 
 def _slug(label: str) -> str:
@@ -159,7 +163,7 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
         probe = build_run_config(policy_type, preset, {k: v for k, v in overrides.items() if k != "policy.condition_layer"})
         overrides["policy.condition_layer"] = LAYER_ROLES[role](_backbone_layers(probe.policy))
     if env is not None and env.env == "libero":
-        return _run_one_libero(label, overrides, seed, Path(out), episodes, device, policy_type, preset, env)
+        return _run_one_libero(label, overrides, seed, Path(out), device, policy_type, preset, env)
     run = build_run_config(policy_type, preset, {**overrides, "train.seed": seed, "train.device": device,
                                                  "train.progress": False})
     policy, result = run_training(run, None)
@@ -169,20 +173,19 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
             **_gate_summary(result.history)}
 
 
-def _run_one_libero(label: str, overrides: dict, seed: int, out: Path, episodes: int, device: str, policy_type: str,
-                    preset: str, env: GridEnv) -> dict:
-    """Train on the LIBERO dataset into <out>/runs/<row>-seed<seed> (resuming a crashed run, reusing a finished one)
-    and score its best checkpoint on the held-out initial states."""
-    from tinyvla.envs.libero import resolve_suite, resolve_task_ids
+def _run_one_libero(label: str, overrides: dict, seed: int, out: Path, device: str, policy_type: str, preset: str,
+                    env: GridEnv) -> dict:
+    """Train on the LIBERO dataset into <out>/runs/<row>-seed<seed>-<recipe> (resuming a crashed run, reusing a
+    finished one) and score its best checkpoint on the held-out initial states (a kept score of the same states,
+    tasks and step limit is reused)."""
     from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
     from tinyvla.eval.results import write_results
     from tinyvla.pipeline import build_run_config, run_training
     from tinyvla.policies.base import Policy
     from tinyvla.utils import resolve_device
 
-    # the folder names the training run (another recipe into the same --out never reuses this checkpoint)
-    recipe = json.dumps({"policy": policy_type, "preset": preset, "data": str(Path(env.dataset).resolve()),
-                         **overrides}, sort_keys=True)
+    # the folder names what was trained: another recipe into the same --out never reuses this checkpoint
+    recipe = json.dumps({"policy": policy_type, "preset": preset, "data": env.dataset, **overrides}, sort_keys=True)
     run_dir = out / "runs" / f"{_slug(label)}-seed{seed}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
     if not (run_dir / "history.json").is_file():  # written when a training run completes
         run = build_run_config(policy_type, preset, {**overrides, "data.path": env.dataset, "train.seed": seed,
@@ -191,22 +194,18 @@ def _run_one_libero(label: str, overrides: dict, seed: int, out: Path, episodes:
         run_training(run, run_dir, desc=f"{label} seed {seed}")
     history = json.loads((run_dir / "history.json").read_text())
     policy = Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
-    ecfg = LiberoEvalConfig(suite=env.suite(), tasks=env.tasks, init_states=env.states(episodes), blind=False,
-                            videos=0, workers=env.eval_workers, max_steps=env.max_steps)
     scored = run_dir / "eval" / "results.json"
-    r = json.loads(scored.read_text()) if scored.is_file() else None
-    same = r is not None and r.get("max_steps") == env.max_steps and set(r.get("tasks", {})) == {
-        str(t) for t in resolve_task_ids(env.tasks, resolve_suite(ecfg.suite))} and LiberoEvalConfig(
-        init_states=r.get("init_states", "")).initial_states() == ecfg.initial_states()
-    if not same:  # (a kept score of these states is reused: a crash after scoring loses nothing)
-        r = evaluate_libero(policy, ecfg, run_dir / "eval")
+    r = json.loads(scored.read_text()) if scored.is_file() else {}
+    if r.get("grid_env") != env.identity():  # scored on other states / tasks / step limit, or not yet
+        ecfg = LiberoEvalConfig(suite=env.suite, tasks=env.tasks, init_states=env.init_states, blind=False, videos=0,
+                                workers=env.eval_workers, max_steps=env.max_steps)
+        r = {**evaluate_libero(policy, ecfg, run_dir / "eval"), "grid_env": env.identity()}
         write_results(run_dir / "eval", r, markdown(r))
-    n, k = r["overall"]["episodes"], r["overall"]["successes"]
     return {"config": label, "seed": seed, "val_l2": history["best_val_l2"], "final_val_l2": history["final_val_l2"],
-            "success_rate": r["mean_success_rate"], "episodes": n, "successes": k, "init_states": r["init_states"],
+            "success_rate": r["mean_success_rate"], "episodes": r["overall"]["episodes"],
+            "successes": r["overall"]["successes"], "init_states": r["init_states"],
             "train_seconds": history["train_seconds"], "params": policy.num_parameters(),
-            "checkpoint": str(run_dir / "best"),
-            **_gate_summary(history["history"])}
+            "checkpoint": str(run_dir / "best"), **_gate_summary(history["history"])}
 
 
 def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int = 100, device: str = "auto",
@@ -216,10 +215,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     `env`: where the runs are scored (default: the toy task)."""
     if grid not in GRIDS:
         raise ConfigError(f"unknown grid {grid!r}; available: {', '.join(GRIDS)}")
-    env = env or GridEnv()
-    env.validate()
-    if env.env == "libero":
-        env.states(episodes)  # enough held-out states, before any training
+    env = (env or GridEnv()).resolved(episodes)
     table = GRIDS[grid]
     if row_numbers:
         bad = [r for r in row_numbers if not 1 <= r <= len(table)]
@@ -233,9 +229,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     out.mkdir(parents=True, exist_ok=True)
     # The preset is part of every run's identity (a resumed grid only reuses runs of the same preset).
     extra = {**(extra or {}), **({"preset": preset} if preset != "tiny" else {})}
-    if env.env == "libero":  # the data and the scored states are part of a run's identity too
-        extra = {**extra, "env": "libero", "dataset": str(Path(env.dataset).resolve()), "states": env.states(episodes),
-                 "tasks": env.tasks, "max_steps": env.max_steps}
+    extra = {**extra, **env.identity()}  # LIBERO: the data and the scored states are part of a run's identity too
     jobs = [(label, {**ov, **extra}, seed) for label, ov in table for seed in seeds]
     policy_type = GRID_POLICY[grid]
     # Every finished run is appended to runs.jsonl at once, so a crash or Ctrl-C loses at most the runs in
@@ -272,11 +266,11 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
 
     if workers == 1:
         for label, ov, seed in todo:
-            record(_run_one(label, _without_preset(ov), seed, str(out), episodes, device, threads, policy_type,
+            record(_run_one(label, _training_overrides(ov), seed, str(out), episodes, device, threads, policy_type,
                             preset, env), ov)
     elif todo:  # one process per run (spawn: safe with CUDA), each on one thread
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, label, _without_preset(ov), seed, str(out), episodes, device, threads,
+            futures = {pool.submit(_run_one, label, _training_overrides(ov), seed, str(out), episodes, device, threads,
                                    policy_type, preset, env): ov for label, ov, seed in todo}
             for future in as_completed(futures):
                 record(future.result(), futures[future])
@@ -298,7 +292,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
         if label in PAPER_LIBERO_LONG:
             row["paper_libero_long"] = PAPER_LIBERO_LONG[label]
         rows.append(row)
-    task = "toy_reach" if env.env == "toy" else env.suite()
+    task = "toy_reach" if env.env == "toy" else env.suite
     results = {"grid": grid, "policy": policy_type, "preset": preset, "task": task, "episodes": episodes,
                "device": device, "env": asdict(env), "rows": rows, "runs": runs,
                "extra_overrides": extra or {}, "wall_seconds": round(time.perf_counter() - t0, 1)}
@@ -308,15 +302,15 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     return results
 
 
-def _without_preset(overrides: dict) -> dict:
-    """A run's training overrides: its identity's other keys (preset, LIBERO data and states) dropped."""
-    return {k: v for k, v in overrides.items() if k not in ("preset", "env", "dataset", "states", "tasks", "max_steps")}
+def _training_overrides(overrides: dict) -> dict:
+    """A run's training overrides: its identity's other keys (the preset, GridEnv.identity()) dropped."""
+    return {k: v for k, v in overrides.items() if k not in ("preset", *GridEnv(env="libero").identity())}
 
 
 def ablation_markdown(results: dict) -> str:
     n = len(results["rows"][0]["seeds"])
     libero = results.get("env", {}).get("env") == "libero"
-    where = (f"{results['task']}, initial states {results['runs'][0]['init_states']} of each task (held out)"
+    where = (f"{results['task']}, initial states {results['env']['init_states']} of each task (held out)"
              if libero else f"{results['task']}, closed loop over {results['episodes']} episodes per seed")
     paper = any("paper_libero_long" in r for r in results["rows"])
     lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {where}, mean ± std over {n} "

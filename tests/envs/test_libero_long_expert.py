@@ -175,10 +175,11 @@ def test_the_carry_clears_what_stands_on_the_way_to_the_basket():
 def test_path_top_is_the_highest_box_or_fixture_cell_along_the_way():
     boxes = np.array([[[0.1, -0.02, 0.0], [0.14, 0.02, 0.3]],  # on the way
                       [[0.1, 0.5, 0.0], [0.14, 0.54, 0.9]]])  # far off it
-    assert path_top([0.0, 0.0], [0.3, 0.0], 0.03, boxes) == 0.3
-    assert path_top([0.0, 0.0], [0.3, 0.0], 0.03, boxes[1:]) == -np.inf
-    assert path_top([0.0, 0.0], [0.3, 0.0], 0.03, boxes[1:], np.array([[0.2, 0.02, 0.4], [0.2, 0.2, 0.7]])) == 0.4
-    assert path_top([0.0, 0.0], [0.3, 0.0], 0.6, boxes) == 0.9  # a wider object meets the far box too
+    small, wide = ([-0.02, -0.02], [0.02, 0.02]), ([-0.59, -0.59], [0.59, 0.59])  # reach 0.03 / 0.6 from (0, 0)
+    assert path_top(*small, [0.3, 0.0], boxes) == 0.3
+    assert path_top(*small, [0.3, 0.0], boxes[1:]) == -np.inf
+    assert path_top(*small, [0.3, 0.0], boxes[1:], np.array([[0.2, 0.02, 0.4], [0.2, 0.2, 0.7]])) == 0.4
+    assert path_top(*wide, [0.3, 0.0], boxes) == 0.9  # a wider object meets the far box too
 
 
 def test_slots_keep_a_handled_pots_footprint_on_the_stove_plate():

@@ -48,18 +48,20 @@ class Scene:
     fixture_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
-def path_top(start: np.ndarray, goal: np.ndarray, radius: float, neighbours, fixture_points=None) -> float:
-    """The highest top of what stands within `radius` of the straight x-y path from `start` to `goal`: the
-    neighbours' AABBs ((k, 2, 3) lo/hi) and the fixture cells ((m, 3) x, y, top); -inf when nothing does. What
-    an object carried along that path must clear (the worker's Scene.clear_z, the LIBERO-10 experts)."""
-    start, goal = np.asarray(start, dtype=np.float64)[:2], np.asarray(goal, dtype=np.float64)[:2]
+def path_top(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, neighbours, fixture_points=None) -> float:
+    """The highest top an object (its AABB lo, hi) meets carried straight (x-y) from where it is to `goal`: the
+    neighbours' AABBs ((k, 2, 3) lo/hi) and the fixture cells ((m, 3) x, y, top) within its footprint's reach
+    (half its longer side + 1 cm) of the path; -inf when nothing is. What the carry must clear (the worker's
+    Scene.clear_z, the LIBERO-10 experts)."""
+    lo, hi = np.asarray(lo, dtype=np.float64)[:2], np.asarray(hi, dtype=np.float64)[:2]
+    start, goal, radius = (lo + hi) / 2, np.asarray(goal, dtype=np.float64)[:2], np.max(hi - lo) / 2 + 0.01
     n = int(np.ceil(np.linalg.norm(goal - start) / 0.01)) + 1
     path = start + np.linspace(0.0, 1.0, n)[:, None] * (goal - start)  # (n, 2)
     top = -np.inf
-    for lo, hi in neighbours:
-        gap = np.maximum(np.maximum(lo[:2] - path, path - hi[:2]), 0.0)  # distance to the box, per axis
+    for nlo, nhi in neighbours:
+        gap = np.maximum(np.maximum(nlo[:2] - path, path - nhi[:2]), 0.0)  # distance to the box, per axis
         if (np.hypot(gap[:, 0], gap[:, 1]) < radius).any():
-            top = max(top, hi[2])
+            top = max(top, nhi[2])
     if fixture_points is not None and len(fixture_points):
         near = fixture_points[(fixture_points[:, :2] > path.min(0) - radius).all(1)
                               & (fixture_points[:, :2] < path.max(0) + radius).all(1)]

@@ -153,8 +153,7 @@ class ClearingPickPlaceExpert(PickPlaceExpert):
     def act(self, s: Scene) -> np.ndarray:
         if self.phase in ("lift", "carry"):
             s = copy.copy(s)
-            s.clear_z = max(s.clear_z, path_top((s.object_lo[:2] + s.object_hi[:2]) / 2, s.region_pos,
-                                                np.max(s.object_hi[:2] - s.object_lo[:2]) / 2 + 0.01, s.neighbours))
+            s.clear_z = max(s.clear_z, path_top(s.object_lo, s.object_hi, s.region_pos, s.neighbours))
         return super().act(s)
 
     def flight_height(self, s: Scene, target: np.ndarray) -> float:

@@ -224,8 +224,8 @@ class Worker:
         # 'in' keeps to the container's rim (what LIBERO-Object was measured with); 'on' clears whatever stands
         # in the carried object's way: the other objects and the fixtures (the cabinet it may stand on / in)
         # along its straight path to the target
-        clear_z = container_hi[2] if predicate == "in" else max(container_hi[2], path_top(
-            (lo[:2] + hi[:2]) / 2, region_pos, np.max(hi[:2] - lo[:2]) / 2 + 0.01, neighbours, self.fixture_points))
+        clear_z = container_hi[2] if predicate == "in" else max(
+            container_hi[2], path_top(lo, hi, region_pos, neighbours, self.fixture_points))
         obs = self._raw_obs
         return Scene(eef_pos=np.asarray(obs["robot0_eef_pos"], dtype=np.float64),
                      eef_quat=np.asarray(obs["robot0_eef_quat"]), gripper_qpos=np.asarray(obs["robot0_gripper_qpos"]),

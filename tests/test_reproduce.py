@@ -53,6 +53,8 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert "Meta-World and LIBERO recipes only" in capsys.readouterr().err
     assert main(["reproduce", "libero_object", "--budget", "cpu_pretrained", "--out", str(tmp_path / "z")]) == 2
     assert "unknown budget 'cpu_pretrained' for LIBERO" in capsys.readouterr().err
+    assert main(["reproduce", "toy", "--budget", "cpu_small", "--out", str(tmp_path / "s")]) == 2
+    assert "budget cpu_small is a Meta-World recipe" in capsys.readouterr().err
     # A budget whose recipe is TinyVLA's only says so before any demonstration is made.
     assert main(["reproduce", "mt10", "--budget", "cpu_pretrained", "--policy.type", "vla_adapter",
                  "--out", str(tmp_path / "v")]) == 2

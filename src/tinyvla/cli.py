@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name", nargs="?", default="", help="toy | fusion_head | vla_gate | vla_conditions | towers | "
                    "speed | serve | mt10 | mt50 | libero_object | libero_spatial | libero_goal | libero_10")
     r.add_argument("--list", action="store_true", help="list the results and what each costs on a 2-core CPU")
-    r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | gpu | smoke (seconds, to check an install); libero_*: cpu | gpu | smoke")
+    r.add_argument("--budget", default="cpu", help="cpu (what the docs ran) | cpu_pretrained (mt10/mt50: frozen packaged towers) | cpu_small (mt10/mt50: frozen EfficientNet-Lite0, 7.7M parameters) | gpu | smoke (seconds, to check an install); libero_*: cpu | gpu | smoke")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the docs' seeds for that result")
     r.add_argument("--out", default="", help="output folder (default runs/reproduce_<name>_<budget>[_<policy>])")
     r.add_argument("--workers", type=int, default=2, help="env processes for generation and evaluation")

@@ -66,12 +66,16 @@ def compute_features(tower: nn.Module, images: torch.Tensor, device: torch.devic
     """(N, 3, H, W) uint8 -> (N, p, d) float16 tower features, batch by batch."""
     was_training = tower.training
     tower.eval()
+    # Channels-last convolutions: ~1.25x faster for EfficientNet on a CPU, the same features to ~3e-6 relative
+    # (below the float16 they are stored in); the tower's weights go back to their layout afterwards.
+    tower.to(memory_format=torch.channels_last)
     out = []
     try:
         for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
             x = images[start : start + batch_size].to(device).float() / 255.0
-            out.append(tower(x).to("cpu", torch.float16))
+            out.append(tower(x.contiguous(memory_format=torch.channels_last)).to("cpu", torch.float16))
     finally:
+        tower.to(memory_format=torch.contiguous_format)
         tower.train(was_training)
     return torch.cat(out)
 

@@ -252,3 +252,26 @@ def test_blank_image_ablation_on_a_frozen_tower_reads_one_blank_frame(toy_splits
     torch.manual_seed(1)
     cached, _ = policy(tensor_batch(small, idx, table, torch.device("cpu"), feats))
     assert abs(live.item() - cached.item()) < 2e-3 * max(1.0, abs(live.item()))
+
+
+@needs_effnet
+def test_pretrained_vision_preset_is_the_small_class_and_its_features_match_the_live_tower(toy_splits):
+    """`pretrained_vision`: frozen EfficientNet-Lite0 + a scratch text encoder, <= 10M parameters; the cached
+    features (computed channels-last) match the tower's plain forward, and the tower's weights keep their layout."""
+    from tinyvla.data.dataset import FrameDataset
+    from tinyvla.features import compute_features
+    from tinyvla.pipeline import build_run_config, new_policy
+
+    run = build_run_config("tinyvla", "pretrained_vision", {"policy.head_layers": 3})
+    ds = toy_splits[0]
+    small = FrameDataset(ds.images[:8], ds.actions[:8], ds.states[:8], ds.task_index[:8], ds.tasks, info=ds.info)
+    torch.manual_seed(0)
+    policy = new_policy(run.policy, small)
+    assert type(policy.vision).__name__ == "EfficientNetVision" and type(policy.language).__name__ == "TextEncoder"
+    assert policy.num_parameters() <= 10_000_000
+    assert all(not p.requires_grad for p in policy.vision.parameters())
+    feats = compute_features(policy.vision, small.images, torch.device("cpu"), batch_size=4, progress=False)
+    with torch.no_grad():
+        live = policy.vision(small.images.float() / 255.0)
+    torch.testing.assert_close(feats.float(), live, rtol=2e-3, atol=2e-3)  # float16 storage
+    assert all(p.is_contiguous() for p in policy.vision.parameters())

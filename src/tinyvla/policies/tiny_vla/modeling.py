@@ -56,6 +56,12 @@ class TinyVLAPolicy(Policy):
         "pretrained": {"policy.vision_tower": "efficientnet-lite0", "policy.language_tower": "minilm-l6",
                        "policy.freeze_vision": True, "policy.freeze_language": True, "policy.pool_heads": 4,
                        "policy.head_hidden": 512},
+        # The same frozen EfficientNet-Lite0 with a small text encoder trained from scratch (as `metaworld`'s) instead
+        # of MiniLM: ~7.7M parameters in all (the Meta-World issue's <= 10M class); a benchmark's few instructions
+        # need no pretrained language model to tell its tasks apart.
+        "pretrained_vision": {"policy.vision_tower": "efficientnet-lite0", "policy.freeze_vision": True,
+                              "policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4,
+                              "policy.pool_heads": 4, "policy.head_hidden": 512},
         # The seed's Stage 2 "MediumVLA": vision 384x6, language 512x8.
         "medium": {"policy.vision_width": 384, "policy.vision_layers": 6, "policy.vision_heads": 6,
                    "policy.lang_width": 512, "policy.lang_layers": 8, "policy.lang_heads": 8,

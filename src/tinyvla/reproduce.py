@@ -564,7 +564,8 @@ RECIPES: dict[str, Recipe] = {
     "serve": Recipe("`tinyvla serve` latency and throughput for 1 / 8 / 32 clients over HTTP and WebSocket",
                     "~2 min", "docs/serving.md"),
     "mt10": Recipe("Meta-World MT10: expert demos, training, closed-loop success with the blind control",
-                   "~1 h per seed + 15 min data once + a blank-image run", "docs/metaworld.md"),
+                   "~1 h per seed + 15 min data once + a blank-image run (budget cpu_small, alone: 60 min for "
+                   "2 seeds + the blank run, data and training of the first seed 18 min)", "docs/metaworld.md"),
     "mt50": Recipe("Meta-World MT50, as mt10 over all 50 tasks", "several hours per seed", "docs/metaworld.md"),
     "libero_object": Recipe("LIBERO-Object: scripted demos, training, success on held-out initial states with the "
                             "blind control, beside the published table (needs `make setup-libero`)",

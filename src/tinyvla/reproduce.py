@@ -56,6 +56,14 @@ _SMOKE_VLA_ADAPTER = {"policy.lang_width": None, "policy.lang_layers": None, "po
                       "policy.pool_heads": None, "policy.head_hidden": None, "policy.width": 32, "policy.layers": 1,
                       "policy.heads": 2, "policy.policy_width": 32, "policy.policy_heads": 2, "policy.num_queries": 2}
 
+def _frozen_tower_recipe() -> dict[str, dict[str, Any]]:
+    """The data and training of the frozen-tower Meta-World budgets (a fresh copy per budget)."""
+    return {"data": {"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
+            "train": {"train.steps": 6000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
+                      "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
+                      "policy.n_action_steps": 4, "policy.head_layers": 3}}
+
+
 BUDGETS: dict[str, Budget] = {
     # What fits a 2-core laptop CPU in under an hour of generation + training (docs/metaworld.md): the
     # recipe of the best measured run (state dropout 0.5 is what made the camera matter; docs/metaworld/seeing.md).
@@ -78,25 +86,17 @@ BUDGETS: dict[str, Budget] = {
     # The best measured CPU recipe (docs/metaworld.md): the packaged pretrained towers, frozen, their features
     # computed once and cached (so no image augmentation), chunk 8 executed 4 at a time, state dropout 0.5.
     "cpu_pretrained": Budget(
-        data={"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
-        train={"train.steps": 6000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
-               "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
-               "policy.n_action_steps": 4, "policy.head_layers": 3},
-        preset="pretrained",
-        note="2-core CPU: ~40-50 min of tower features once, then ~30 min of training per seed; "
-             "pip install 'tinyvla[pretrained]'",
+        **_frozen_tower_recipe(), preset="pretrained",
+        note="2-core CPU shared by 3-6 jobs: ~40-50 min of tower features once, ~30 min of training per seed (alone, "
+             "cpu_small's same stages took 7 and 5 min); pip install 'tinyvla[pretrained]'",
     ),
     # The Meta-World issue's CPU class (<= 10M parameters, generation + training within an hour on 2 cores):
     # cpu_pretrained's recipe with only the vision tower pretrained (EfficientNet-Lite0, frozen, features cached)
     # and a small text encoder trained from scratch instead of MiniLM: 7.7M parameters instead of 30.8M.
     "cpu_small": Budget(
-        data={"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
-        train={"train.steps": 6000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
-               "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
-               "policy.n_action_steps": 4, "policy.head_layers": 3},
-        preset="pretrained_vision",
-        note="2-core CPU: generation, tower features once and training within an hour for the first seed "
-             "(docs/metaworld.md); pip install 'tinyvla[pretrained]'",
+        **_frozen_tower_recipe(), preset="pretrained_vision",
+        note="2-core CPU, alone: 6 min of generation, 12 min of tower features + training for the first seed, "
+             "~17 min of training + evaluation per further seed (docs/metaworld.md); pip install 'tinyvla[pretrained]'",
     ),
     # Seconds, for tests and to check an installation: the whole pipeline at toy scale.
     "smoke": Budget(

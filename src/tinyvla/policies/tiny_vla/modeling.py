@@ -29,6 +29,11 @@ SMOLLM2_360M = {"model_type": "llama", "hidden_size": 960, "intermediate_size": 
                 "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
                 "tie_word_embeddings": True}
 
+# Parts that several presets share: the packaged EfficientNet-Lite0, frozen (features cached in training), and
+# the 2-layer text encoder trained from scratch that suits a benchmark's few instructions.
+FROZEN_EFFICIENTNET = {"policy.vision_tower": "efficientnet-lite0", "policy.freeze_vision": True}
+SMALL_TEXT = {"policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4}
+
 
 @register_policy("tinyvla")
 class TinyVLAPolicy(Policy):
@@ -47,21 +52,17 @@ class TinyVLAPolicy(Policy):
         # chunks of 8 executed with temporal ensembling. Pair it with `tinyvla data metaworld --image-size 96
         # --camera-pos close` (see docs/metaworld.md).
         "metaworld": {"policy.vision_encoder": "conv", "policy.film": True, "policy.vision_width": 128,
-                      "policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4,
-                      "policy.pool_heads": 4, "policy.head_hidden": 512, "policy.head_layers": 3,
+                      **SMALL_TEXT, "policy.pool_heads": 4, "policy.head_hidden": 512, "policy.head_layers": 3,
                       "policy.chunk_size": 8, "policy.n_action_steps": 4},
         # The seed's scaling path with real pretrained parts that ship in pip packages (offline; pip install
         # 'tinyvla[pretrained]'): EfficientNet-Lite0 (ImageNet) sees, MiniLM-L6 reads, both frozen; only the
         # instruction-queried pool, the proprio MLP and the head train (~2M), on cached image features.
-        "pretrained": {"policy.vision_tower": "efficientnet-lite0", "policy.language_tower": "minilm-l6",
-                       "policy.freeze_vision": True, "policy.freeze_language": True, "policy.pool_heads": 4,
-                       "policy.head_hidden": 512},
-        # The same frozen EfficientNet-Lite0 with a small text encoder trained from scratch (as `metaworld`'s) instead
-        # of MiniLM: ~7.7M parameters in all (the Meta-World issue's <= 10M class); a benchmark's few instructions
+        "pretrained": {**FROZEN_EFFICIENTNET, "policy.language_tower": "minilm-l6", "policy.freeze_language": True,
+                       "policy.pool_heads": 4, "policy.head_hidden": 512},
+        # The same frozen EfficientNet-Lite0 with `metaworld`'s small text encoder trained from scratch instead of
+        # MiniLM: ~7.7M parameters in all (the Meta-World issue's <= 10M class); a benchmark's few instructions
         # need no pretrained language model to tell its tasks apart.
-        "pretrained_vision": {"policy.vision_tower": "efficientnet-lite0", "policy.freeze_vision": True,
-                              "policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4,
-                              "policy.pool_heads": 4, "policy.head_hidden": 512},
+        "pretrained_vision": {**FROZEN_EFFICIENTNET, **SMALL_TEXT, "policy.pool_heads": 4, "policy.head_hidden": 512},
         # The seed's Stage 2 "MediumVLA": vision 384x6, language 512x8.
         "medium": {"policy.vision_width": 384, "policy.vision_layers": 6, "policy.vision_heads": 6,
                    "policy.lang_width": 512, "policy.lang_layers": 8, "policy.lang_heads": 8,

@@ -96,6 +96,7 @@ BUDGETS: dict[str, Budget] = {
     # and a small text encoder trained from scratch instead of MiniLM: 7.7M parameters instead of 30.8M.
     "cpu_small": Budget(
         **_frozen_tower_recipe(), preset="pretrained_vision",
+        policy_train={"vla_adapter": {"policy.head_layers": None}},  # VLA-Adapter's own `pretrained_vision` (4.9M)
         note="2-core CPU, alone: 6 min of generation, 12 min of tower features + training for the first seed, "
              "~17 min of training + evaluation per further seed (docs/metaworld.md); pip install 'tinyvla[pretrained]'",
     ),

@@ -275,3 +275,25 @@ def test_pretrained_vision_preset_is_the_small_class_and_its_features_match_the_
         live = policy.vision(small.images.float() / 255.0)
     torch.testing.assert_close(feats.float(), live, rtol=2e-3, atol=2e-3)  # float16 storage
     assert all(p.is_contiguous() for p in policy.vision.parameters())
+
+
+@needs_effnet
+def test_vla_adapter_pretrained_vision_preset_fits_the_cpu_small_budget(toy_splits):
+    """VLA-Adapter's `pretrained_vision` (frozen EfficientNet-Lite0 + scratch backbone) is <= 10M parameters, its
+    tower's features are cacheable, and `reproduce --budget cpu_small --policy.type vla_adapter` accepts the recipe."""
+    from tinyvla.data.dataset import FrameDataset
+    from tinyvla.features import cacheable_vision
+    from tinyvla.pipeline import build_run_config, new_policy
+    from tinyvla.reproduce import BUDGETS, ReproduceConfig
+
+    budget = BUDGETS["cpu_small"]
+    run = build_run_config("vla_adapter", budget.preset, budget.train_for("vla_adapter"))
+    assert run.policy.gate == "raw" and run.policy.state_dropout == 0.5 and run.policy.chunk_size == 8
+    ds = toy_splits[0]
+    small = FrameDataset(ds.images[:8], ds.actions[:8], ds.states[:8], ds.task_index[:8], ds.tasks, info=ds.info)
+    torch.manual_seed(0)
+    policy = new_policy(run.policy, small)
+    assert type(policy.vision).__name__ == "EfficientNetVision" and policy.config.backbone == "scratch"
+    assert policy.num_parameters() <= 10_000_000
+    assert cacheable_vision(policy, augmenting=False) is policy.vision
+    ReproduceConfig(budget="cpu_small", policy_type="vla_adapter", seeds=[0]).validate()

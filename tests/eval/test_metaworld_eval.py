@@ -69,9 +69,9 @@ def test_blind_slot_sees_the_live_image_of_another_scene_with_its_own_state():
 class StubPolicy:
     """Records each batch; predicts zeros (the arm stays, episodes run to max_steps)."""
 
-    def __init__(self, temporal_ensemble: bool):
-        self.config = SimpleNamespace(image_size=32, action_dim=4, chunk_size=4, n_action_steps=4, camera=CLOSE,
-                                      temporal_ensemble=temporal_ensemble, temporal_ensemble_coef=0.01)
+    def __init__(self, temporal_ensemble: bool, n_action_steps: int = 4):
+        self.config = SimpleNamespace(image_size=32, action_dim=4, chunk_size=4, n_action_steps=n_action_steps,
+                                      camera=CLOSE, temporal_ensemble=temporal_ensemble, temporal_ensemble_coef=0.01)
         self.state_dim, self.batches = 4, []
 
     def predict_action_chunk(self, batch):
@@ -161,8 +161,21 @@ def test_cli_uses_the_checkpoints_camera_and_refuses_another(close_checkpoint, t
     assert main([*base, "--dataset", str(dataset)]) == 2
     assert "camera settings differ" in capsys.readouterr().err
 
+    assert main([*base, "--n-action-steps", "5"]) == 2  # more than the chunk of 4
+    err = capsys.readouterr().err.strip()
+    assert "--n-action-steps 5 is outside 1..4" in err and "\n" not in err
+
     out = tmp_path / "eval"
-    assert main([*base, "--no-blind", "--camera-pos", "close", "--out", str(out)]) == 0  # the same as recorded: fine
+    assert main([*base, "--no-blind", "--camera-pos", "close", "--n-action-steps", "2", "--out", str(out)]) == 0
     report = json.loads((out / "results.json").read_text())
-    assert report["camera"] == CLOSE
+    assert report["camera"] == CLOSE  # the same as recorded: fine
+    assert report["n_action_steps"] == 2  # this evaluation's override, reported
     assert "blind_success" not in report["overall"] and "blind_success" not in report["tasks"]["reach-v3"]
+
+
+def test_fewer_executed_steps_plan_more_often():
+    """n_action_steps 2 of a 4-action chunk: one plan every 2 env steps (the `--n-action-steps` override's effect)."""
+    policy = StubPolicy(temporal_ensemble=False, n_action_steps=2)
+    cfg = MetaWorldEvalConfig(tasks="reach", episodes=1, max_steps=20, workers=1, videos=0, blind=False)
+    result = evaluate_metaworld(policy, cfg, progress=False)
+    assert len(policy.batches) == 10 and result.env_steps == 20

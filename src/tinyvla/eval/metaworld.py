@@ -405,10 +405,12 @@ def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World clo
 def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server: str = "", token: str = "",
                        transport: str = "http", device: str = "auto", precision: str = "auto",
                        temporal_ensemble: str | None = None, temporal_ensemble_coef: float | None = None,
-                       dataset: str = "", out: str = "", mode: str = "eager") -> tuple[dict, str]:
+                       n_action_steps: int | None = None, dataset: str = "", out: str = "",
+                       mode: str = "eager") -> tuple[dict, str]:
     """`tinyvla eval --env metaworld`: load the checkpoint (or connect to `server`), check it against the
     dataset it was trained on, evaluate, write the report files. Returns (report, output directory).
-    `precision` and the temporal-ensemble settings override the checkpoint's for this evaluation only."""
+    `precision`, the temporal-ensemble settings and `n_action_steps` override the checkpoint's for this
+    evaluation only."""
     from tinyvla.utils import resolve_device, resolve_precision
 
     if server:
@@ -416,6 +418,8 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
 
         if mode != "eager":
             raise ConfigError("--mode applies to a local checkpoint; --server evaluates the served policy as it runs")
+        if n_action_steps is not None:
+            raise ConfigError("--n-action-steps applies to a local checkpoint; the server executes its policy's own")
         policy = PolicyClient(server, token=token, transport=transport)
         dev, cfg.precision, name = "server", "fp32", server
     elif checkpoint:
@@ -429,6 +433,11 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
             if temporal_ensemble_coef < 0:
                 raise ConfigError("--temporal-ensemble-coef must be >= 0")
             policy.config.temporal_ensemble_coef = temporal_ensemble_coef
+        if n_action_steps is not None:  # execute more (open loop) or fewer (replan sooner) actions per chunk
+            if not 1 <= n_action_steps <= policy.config.chunk_size:
+                raise ConfigError(f"--n-action-steps {n_action_steps} is outside 1..{policy.config.chunk_size} "
+                                  "(the checkpoint's chunk size)")
+            policy.config.n_action_steps = n_action_steps
         cfg.precision, name = resolve_precision(precision, dev), checkpoint
         if mode != "eager":  # compile / cudagraph on a GPU; ONNX Runtime on the CPU
             from tinyvla.bench import make_runner
@@ -453,6 +462,7 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
     report = {"env": "metaworld", "checkpoint": name, "mode": mode, "episodes_per_task": cfg.episodes, "max_steps": cfg.max_steps,
               "seed": cfg.seed,
               "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
+              "n_action_steps": int(getattr(getattr(policy, "config", None), "n_action_steps", 1)),
               "device": str(dev), **result.to_dict()}  # to_dict's "camera": the settings rendered with
     write_report(report, out)
     return report, out

@@ -31,6 +31,7 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     assert "vision dependence" in capsys.readouterr().out
     # A second call finds every stage done: nothing is generated, trained or evaluated again.
     times = json.loads((out / "times.json").read_text())
+    assert report["wall_s_generate_plus_train_first_seed"] == times["generate"] + times["train_seed0"]
     assert main(args) == 0
     assert json.loads((out / "times.json").read_text()) == times
     # A rerun that asks for another recipe would reuse runs it did not ask for: refused, naming what differs.
@@ -40,6 +41,15 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     assert main([*args[:-2], "--policy.type", "vla_adapter", "--out", str(out)]) == 2
     assert "policy_type 'tinyvla' there, 'vla_adapter' asked" in capsys.readouterr().err
     assert json.loads((out / "times.json").read_text()) == times
+    # Data found in place (linked from another run): no generation time, so no generation + training sum.
+    other = tmp_path / "rep_linked"
+    other.mkdir()
+    (other / "data").symlink_to(out / "data")
+    assert main(["reproduce", "mt10", "--budget", "smoke", "--seeds", "0", "--no-blank", "--workers", "1",
+                 "--out", str(other)]) == 0
+    linked = json.loads((other / "report.json").read_text())
+    assert linked["wall_s_generate_plus_train_first_seed"] is None and linked["wall_s_train_first_seed"] > 0
+    assert "the data was there before this run" in (other / "report.md").read_text()
 
 
 def test_bad_reproduce_arguments(tmp_path, capsys):

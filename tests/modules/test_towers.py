@@ -289,6 +289,7 @@ def test_vla_adapter_pretrained_vision_preset_fits_the_cpu_small_budget(toy_spli
     budget = BUDGETS["cpu_small"]
     run = build_run_config("vla_adapter", budget.preset, budget.train_for("vla_adapter"))
     assert run.policy.gate == "raw" and run.policy.state_dropout == 0.5 and run.policy.chunk_size == 8
+    assert run.policy.n_action_steps == 8  # the budget executes whole chunks (docs/metaworld/seeing.md, session 17)
     ds = toy_splits[0]
     small = FrameDataset(ds.images[:8], ds.actions[:8], ds.states[:8], ds.task_index[:8], ds.tasks, info=ds.info)
     torch.manual_seed(0)

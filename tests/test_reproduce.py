@@ -69,7 +69,7 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert main(["reproduce", "mt10", "--budget", "cpu_pretrained", "--policy.type", "vla_adapter",
                  "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "no vla_adapter recipe" in err and "budgets with one: cpu, gpu, smoke" in err and "\n" not in err
+    assert "no vla_adapter recipe" in err and "budgets with one: cpu, gpu, cpu_small, smoke" in err and "\n" not in err
     assert not (tmp_path / "v").exists()
 
 

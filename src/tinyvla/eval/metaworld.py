@@ -459,10 +459,10 @@ def run_metaworld_eval(cfg: MetaWorldEvalConfig, *, checkpoint: str = "", server
     finally:
         if hasattr(policy, "close"):
             policy.close()
+    config = getattr(policy, "config", None)
     report = {"env": "metaworld", "checkpoint": name, "mode": mode, "episodes_per_task": cfg.episodes, "max_steps": cfg.max_steps,
-              "seed": cfg.seed,
-              "temporal_ensemble": bool(getattr(getattr(policy, "config", None), "temporal_ensemble", False)),
-              "n_action_steps": int(getattr(getattr(policy, "config", None), "n_action_steps", 1)),
+              "seed": cfg.seed, "temporal_ensemble": bool(getattr(config, "temporal_ensemble", False)),
+              "n_action_steps": int(getattr(config, "n_action_steps", 1)),
               "device": str(dev), **result.to_dict()}  # to_dict's "camera": the settings rendered with
     write_report(report, out)
     return report, out

@@ -91,6 +91,9 @@ def language_dir(spec: str) -> Path:
 
 # ---- EfficientNet-Lite0 ------------------------------------------------------------------------------
 EFFICIENTNET = "efficientnet_lite"  # the `model_type` a checkpoint's vision_config records
+# The preset part both policies' frozen-tower presets share: the packaged EfficientNet-Lite0, frozen (its features
+# are computed once and cached in training).
+FROZEN_EFFICIENTNET = {"policy.vision_tower": "efficientnet-lite0", "policy.freeze_vision": True}
 
 
 def _efficientnet_class():

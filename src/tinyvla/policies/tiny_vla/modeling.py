@@ -12,7 +12,7 @@ from tinyvla.errors import ConfigError
 from tinyvla.modules.conv import ConvEncoder
 from tinyvla.modules.fusion import CrossAttentionFusion, InstructionPoolAddFusion, MLPHead, PoolAddFusion
 from tinyvla.modules.text import TextEncoder
-from tinyvla.modules.towers import freeze
+from tinyvla.modules.towers import FROZEN_EFFICIENTNET, freeze
 from tinyvla.modules.transformer import masked_mean
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
@@ -29,9 +29,7 @@ SMOLLM2_360M = {"model_type": "llama", "hidden_size": 960, "intermediate_size": 
                 "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
                 "tie_word_embeddings": True}
 
-# Parts that several presets share: the packaged EfficientNet-Lite0, frozen (features cached in training), and
-# the 2-layer text encoder trained from scratch that suits a benchmark's few instructions.
-FROZEN_EFFICIENTNET = {"policy.vision_tower": "efficientnet-lite0", "policy.freeze_vision": True}
+# The 2-layer text encoder trained from scratch that suits a benchmark's few instructions (several presets).
 SMALL_TEXT = {"policy.lang_width": 128, "policy.lang_layers": 2, "policy.lang_heads": 4}
 
 

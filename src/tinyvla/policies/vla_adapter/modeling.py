@@ -13,7 +13,7 @@ from torch import nn
 
 from tinyvla.errors import ConfigError
 from tinyvla.modules.conv import ConvEncoder, token_grid_side
-from tinyvla.modules.towers import freeze
+from tinyvla.modules.towers import FROZEN_EFFICIENTNET, freeze
 from tinyvla.modules.transformer import init_weights, masked_mean
 from tinyvla.modules.vit import ViT
 from tinyvla.policies.base import Policy
@@ -78,15 +78,14 @@ class VLAAdapterPolicy(Policy):
         # The Meta-World <= 10M class (TinyVLA's `pretrained_vision`): the packaged EfficientNet-Lite0, frozen
         # (features cached), its 3x3 cells at 96 px as image tokens into the `metaworld` preset's scratch
         # 128x4 backbone; the paper's gate on Raw, chunks of 8. 4.9M parameters, 3.4M of them frozen.
-        "pretrained_vision": {"policy.width": 128, "policy.heads": 4, "policy.vision_tower": "efficientnet-lite0",
-                              "policy.freeze_vision": True, "policy.num_queries": 16, "policy.gate": "raw",
-                              "policy.chunk_size": 8, "policy.n_action_steps": 4},
+        "pretrained_vision": {**FROZEN_EFFICIENTNET, "policy.width": 128, "policy.heads": 4, "policy.num_queries": 16,
+                              "policy.gate": "raw", "policy.chunk_size": 8, "policy.n_action_steps": 4},
         # The paper's design on real pretrained parts that ship in pip packages (offline; pip install
         # 'tinyvla[pretrained]'): MiniLM-L6 (a 6-layer BERT encoder, bidirectional like the reference code)
         # reads [BOS, EfficientNet-Lite0 image tokens via the projector, instruction, ActionQuery], LoRA on
         # its linear layers (as the paper, scaled to width 384); the vision tower frozen (features cached).
-        "pretrained": {"policy.language_tower": "minilm-l6", "policy.vision_tower": "efficientnet-lite0",
-                       "policy.freeze_vision": True, "policy.num_queries": 16, "policy.policy_heads": 8,
+        "pretrained": {**FROZEN_EFFICIENTNET, "policy.language_tower": "minilm-l6", "policy.num_queries": 16,
+                       "policy.policy_heads": 8,
                        "lora.rank": 16, "lora.alpha": 32, "lora.scope": "backbone",
                        "lora.targets": ["query", "key", "value", "dense"],
                        "lora.trainable": ["projector", "action_queries", "policy", "bos"],

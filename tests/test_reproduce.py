@@ -34,6 +34,18 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     assert report["wall_s_generate_plus_train_first_seed"] == times["generate"] + times["train_seed0"]
     assert main(args) == 0
     assert json.loads((out / "times.json").read_text()) == times
+    # More evaluation episodes: the trained runs are kept, each evaluated again into eval_<n>ep/ (the first kept).
+    assert main([*args, "--eval-episodes", "3", "--no-blank"]) == 0
+    more = json.loads((out / "report.json").read_text())
+    assert more["eval_episodes_per_task"] == 3 and more["success"]["episodes"] == 6
+    assert "3 evaluation episodes per task per seed" in (out / "report.md").read_text()
+    assert json.loads((out / "seed0" / "eval_3ep" / "results.json").read_text())["episodes_per_task"] == 3
+    assert (out / "seed0" / "eval" / "results.json").is_file()
+    kept = json.loads((out / "times.json").read_text())
+    assert {k: v for k, v in kept.items() if k in times} == times and "eval_seed1_3ep" in kept
+    assert not any(k.startswith("train") and k not in times for k in kept)
+    times = kept
+    capsys.readouterr()
     # A rerun that asks for another recipe would reuse runs it did not ask for: refused, naming what differs.
     assert main([*args, "--train.lr", "0.5"]) == 2
     err = capsys.readouterr().err.strip()
@@ -61,6 +73,10 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert "--list" in capsys.readouterr().err
     assert main(["reproduce", "serve", "--budget", "smoke", "--train.lr", "1", "--out", str(tmp_path / "y")]) == 2
     assert "Meta-World and LIBERO recipes only" in capsys.readouterr().err
+    assert main(["reproduce", "toy", "--eval-episodes", "5", "--out", str(tmp_path / "y")]) == 2
+    assert "--eval-episodes applies to the Meta-World and LIBERO recipes only" in capsys.readouterr().err
+    assert main(["reproduce", "mt10", "--budget", "smoke", "--eval-episodes", "0", "--out", str(tmp_path / "y")]) == 2
+    assert "--eval-episodes must be >= 1" in capsys.readouterr().err
     assert main(["reproduce", "libero_object", "--budget", "cpu_pretrained", "--out", str(tmp_path / "z")]) == 2
     assert "unknown budget 'cpu_pretrained' for LIBERO" in capsys.readouterr().err
     assert main(["reproduce", "toy", "--budget", "cpu_small", "--out", str(tmp_path / "s")]) == 2

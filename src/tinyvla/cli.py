@@ -101,8 +101,12 @@ def cmd_eval(args, extra) -> int:
         cfg = MetaWorldEvalConfig(tasks=args.tasks, episodes=_or(args.episodes, 100), seed=args.seed,
                                   max_steps=_or(args.max_steps, 500),
                                   camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
-                                  blind=not args.no_blind, workers=args.workers, envs_per_worker=args.envs_per_worker,
-                                  videos=args.videos)
+                                  blind=not args.no_blind, workers=args.workers, envs=args.envs,
+                                  envs_per_worker=args.envs_per_worker, videos=args.videos)
+        if args.threads:  # the policy's torch threads (part of what its numbers depend on; recorded in results.json)
+            import torch
+
+            torch.set_num_threads(args.threads)
         report, out = run_metaworld_eval(cfg, checkpoint=args.checkpoint, server=args.server, token=token,
                                          transport=args.transport, device=args.device, precision=args.precision,
                                          temporal_ensemble=args.temporal_ensemble,
@@ -271,8 +275,9 @@ def cmd_reproduce(args, extra) -> int:
         raise ConfigError(f"name a result to reproduce ({', '.join(RECIPES)}); --list says what each costs")
     overrides = parse_overrides(extra)
     if args.name not in BENCHMARKS and args.name not in LIBERO_BENCHMARKS:
-        if overrides:
-            raise ConfigError(f"config overrides apply to the Meta-World and LIBERO recipes only, not to {args.name}")
+        if overrides or args.eval_episodes is not None:
+            what = "config overrides apply" if overrides else "--eval-episodes applies"
+            raise ConfigError(f"{what} to the Meta-World and LIBERO recipes only, not to {args.name}")
         out = args.out or f"runs/reproduce_{args.name}_{args.budget}"
         r = reproduce_result(args.name, out, budget=args.budget, seeds=args.seeds, workers=args.workers,
                              device=args.device)
@@ -282,6 +287,7 @@ def cmd_reproduce(args, extra) -> int:
     policy_type = _policy_type(overrides)
     cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds, policy_type=policy_type,
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
+                          eval_episodes=args.eval_episodes,
                           device=args.device, overrides=overrides)
     out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
     r = reproduce(cfg, out)  # LIBERO benchmarks: reproduce_libero
@@ -412,7 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "seen through another scene's camera)")
     e.add_argument("--workers", type=int, default=2, help="metaworld: env processes (one per core); "
                    "libero: tasks evaluated at once")
-    e.add_argument("--envs-per-worker", type=int, default=8, help="metaworld: envs stepped by each process")
+    e.add_argument("--envs", type=int, default=16, help="metaworld: episodes run at once, their chunks planned in one "
+                   "batch; results depend on it (and on --threads), not on --workers")
+    e.add_argument("--envs-per-worker", type=int, default=None, help="metaworld: older spelling, --envs = --workers "
+                   "x this")
+    e.add_argument("--threads", type=int, default=0, help="metaworld: torch threads of the policy (0 = torch's default)")
     e.add_argument("--videos", type=int, default=1, help="metaworld: episodes per task saved as GIF")
     e.add_argument("--out", default="", help="directory for results.json/.md (metaworld: also success.png, videos/; "
                    "default there: <checkpoint>/../eval_metaworld)")
@@ -536,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=0, help="torch threads for training (0 = torch's default)")
     r.add_argument("--device", default="", help="override the budget's device (cpu, cuda)")
     r.add_argument("--no-blank", action="store_true", help="skip the baseline trained on blank images")
+    r.add_argument("--eval-episodes", type=int, default=None, help="mt10/mt50: evaluation episodes per task; libero_*: "
+                   "initial states per task (default: the budget's; another count evaluates into eval_<n>ep/)")
     r.set_defaults(func=cmd_reproduce)
 
     h = sub.add_parser("report", help="one self-contained report.html for a run directory (train, eval, ablate, "

@@ -136,6 +136,7 @@ class ReproduceConfig:
     blank_baseline: bool = True  # also train the recipe on blank images (seed = the first seed)
     workers: int = 2
     num_threads: int = 0  # torch threads for training (0 = torch's default)
+    eval_episodes: int | None = None  # per task (LIBERO: initial states per task); None = the budget's
     device: str = ""  # "" = the budget's
     overrides: dict[str, Any] = field(default_factory=dict)  # extra dotted overrides for training
 
@@ -156,6 +157,8 @@ class ReproduceConfig:
             raise ConfigError(f"unknown budget {self.budget!r}{where}; choose from {', '.join(budgets)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("--seeds needs one or more distinct seeds")
+        if self.eval_episodes is not None and self.eval_episodes < 1:
+            raise ConfigError("--eval-episodes must be >= 1")
         # Before an hour of demonstrations: the recipe (with the user's overrides) must build for this policy.
         error = _recipe_error(budgets[self.budget], self.policy_type, self.overrides)
         if error:
@@ -172,6 +175,13 @@ def _recipe_error(budget: Budget, policy_type: str, overrides: dict) -> str:
     except ConfigError as e:
         return str(e).split("; valid:")[0]
     return ""
+
+
+def _eval_plan(cfg: ReproduceConfig, budget: Budget) -> tuple[int, str]:
+    """(episodes per task, folder of the run's evaluation): the budget's count goes to eval/, another count to
+    eval_<n>ep/, so that a rerun asking for more episodes evaluates again and keeps the first evaluation."""
+    n = cfg.eval_episodes or budget.eval_episodes
+    return n, "eval" if n == budget.eval_episodes else f"eval_{n}ep"
 
 
 def _stage(times: dict, name: str, fn):
@@ -275,21 +285,22 @@ def _train_and_eval(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_di
                     times: dict, progress: bool) -> dict:
     from tinyvla.eval.metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
 
-    results_path = run_dir / "eval" / "results.json"
+    episodes, eval_dir = _eval_plan(cfg, budget)
+    results_path = run_dir / eval_dir / "results.json"
     if results_path.is_file():
         return json.loads(results_path.read_text())
     policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress, {"policy.input_ablation": ablation})
-    ecfg = MetaWorldEvalConfig(tasks=BENCHMARKS[cfg.benchmark], episodes=budget.eval_episodes, seed=0,
+    ecfg = MetaWorldEvalConfig(tasks=BENCHMARKS[cfg.benchmark], episodes=episodes, seed=0,
                                max_steps=budget.data.get("max_steps", 500), workers=cfg.workers,
                                blind=ablation == "none")  # a blank-trained policy never sees an image
-    result = _stage(times, f"eval_{run_dir.name}", lambda: evaluate_metaworld(policy, ecfg, run_dir / "eval",
-                                                                             progress=progress))
+    stage = f"eval_{run_dir.name}" + eval_dir[len("eval"):]
+    result = _stage(times, stage, lambda: evaluate_metaworld(policy, ecfg, run_dir / eval_dir, progress=progress))
     history = json.loads((run_dir / "history.json").read_text())
     report = {"checkpoint": str(run_dir / "best"), "episodes_per_task": ecfg.episodes, "max_steps": ecfg.max_steps,
               "seed": ecfg.seed, "train_seed": seed, "input_ablation": ablation, "best_val_l2": history["best_val_l2"],
               "train_steps": history["steps"], "train_seconds": history["train_seconds"],
               "parameters": policy.num_parameters(), **result.to_dict()}
-    write_report(report, run_dir / "eval", title=f"{cfg.benchmark.upper()} ({run_dir.name})")
+    write_report(report, run_dir / eval_dir, title=f"{cfg.benchmark.upper()} ({run_dir.name})")
     return report
 
 
@@ -324,7 +335,7 @@ def summarize(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], ti
     report = {
         "benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
         "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data, "train": {**budget.train_for(cfg.policy_type), **cfg.overrides},
-        "success": sighted, "blind_success": float(np.mean(blind)) if blind else None,
+        "eval_episodes_per_task": seeded[0]["episodes_per_task"], "success": sighted, "blind_success": float(np.mean(blind)) if blind else None,
         "vision_dependence": 100 * (sighted["mean"] - float(np.mean(blind))) if blind else None,
         "tasks": per_task, "by_difficulty": {g: float(np.mean(v)) for g, v in groups.items()},
         "runs": {name: {"mean_success_rate": r["mean_success_rate"], "overall": r["overall"],
@@ -357,7 +368,8 @@ def report_markdown(r: dict) -> str:
     s, pct = r["success"], (lambda x: "-" if x is None else f"{100 * x:.1f}%")
     lines = [f"# {r['benchmark'].upper()} with `tinyvla reproduce` (budget `{r['budget']}`, {r['policy_type']} "
              f"preset `{r['preset']}`)", "",
-             f"Seeds {r['seeds']}; data {r['data']}; training {r['train']}.", "",
+             f"Seeds {r['seeds']}; data {r['data']}; training {r['train']}; "
+             f"{r.get('eval_episodes_per_task', '?')} evaluation episodes per task per seed.", "",
              "| | success (mean over tasks) | 95% CI (all episodes) | per seed |", "|---|---|---|---|",
              f"| sighted | **{pct(s['mean'])}** | {pct(s['ci95'][0])}-{pct(s['ci95'][1])} | "
              f"{', '.join(pct(x) for x in s['per_seed'])} |",
@@ -463,21 +475,23 @@ def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, dat
     from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
     from tinyvla.eval.results import write_results
 
-    results_path = run_dir / "eval" / "results.json"
+    episodes, eval_dir = _eval_plan(cfg, budget)
+    results_path = run_dir / eval_dir / "results.json"
     if results_path.is_file():
         return json.loads(results_path.read_text())
     policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress)
     # demos came from initial states 0 .. first-1 (past episodes_per_task where the expert failed some)
     first = first_unseen_state(data_dir)
     ecfg = LiberoEvalConfig(suite=suite, tasks=budget.data.get("tasks", "all"),
-                            init_states=f"{first}-{min(49, first + budget.eval_episodes - 1)}", workers=cfg.workers,
+                            init_states=f"{first}-{min(49, first + episodes - 1)}", workers=cfg.workers,
                             max_steps=budget.eval_max_steps, videos=1)
-    result = _stage(times, f"eval_{run_dir.name}", lambda: evaluate_libero(policy, ecfg, run_dir / "eval", progress=progress))
+    result = _stage(times, f"eval_{run_dir.name}" + eval_dir[len("eval"):],
+                    lambda: evaluate_libero(policy, ecfg, run_dir / eval_dir, progress=progress))
     history = json.loads((run_dir / "history.json").read_text())
     report = {"checkpoint": str(run_dir / "best"), "train_seed": seed, "best_val_l2": history["best_val_l2"],
               "train_steps": history["steps"], "train_seconds": history["train_seconds"],
               "parameters": policy.num_parameters(), **result}
-    write_results(run_dir / "eval", report, markdown(report))
+    write_results(run_dir / eval_dir, report, markdown(report))
     return report
 
 

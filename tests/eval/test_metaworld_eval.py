@@ -179,3 +179,64 @@ def test_fewer_executed_steps_plan_more_often():
     cfg = MetaWorldEvalConfig(tasks="reach", episodes=1, max_steps=20, workers=1, videos=0, blind=False)
     result = evaluate_metaworld(policy, cfg, progress=False)
     assert len(policy.batches) == 10 and result.env_steps == 20
+
+
+class ScriptedPool:
+    """Stands in for the env processes: episode `seed` lasts 2 + seed % 3 steps; the state carries the seed.
+    `reverse` answers in the opposite slot order, as another grouping of slots into processes could."""
+
+    def __init__(self, slots: int, reverse: bool):
+        self.slots, self.reverse, self.live = slots, reverse, {}
+
+    def call(self, cmd, items):
+        out = []
+        for item in items:
+            if cmd == "reset":
+                slot, _, seed, _ = item
+                self.live[slot] = [seed, 0]
+            else:
+                self.live[item[0]][1] += 1
+            seed, t = self.live[item[0]]
+            done = t >= 2 + seed % 3
+            out.append((item[0], {"image": np.zeros((3, 8, 8), np.uint8), "state": np.full(4, seed, np.float32)},
+                        "reach", done, done))
+        return out[::-1] if self.reverse else out
+
+
+def test_batches_depend_on_envs_not_on_how_workers_answer():
+    """The policy's batches (which episodes are planned together, in which row) must not change with the worker
+    count: a float result depends on its batch, and a closed loop amplifies the last bit."""
+    import tinyvla.eval.metaworld as em
+
+    seen = {}
+    for reverse in (False, True):
+        policy = StubPolicy(temporal_ensemble=False, n_action_steps=1)
+        policy.predict_action_chunk = lambda batch, p=policy: (p.batches.append(batch[OBS_STATE][:, 0].tolist())
+                                                               or torch.zeros(len(batch[OBS_STATE]), 4, 4))
+        cfg = MetaWorldEvalConfig(tasks="reach,push", episodes=5, workers=1, videos=0, blind=False)
+        per_task, steps, _ = em._rollout(policy, ScriptedPool(4, reverse), cfg, ["reach-v3", "push-v3"], blind=False,
+                                         out=None, progress=False)
+        seen[reverse] = policy.batches
+        assert sum(r.episodes for r in per_task.values()) == 10
+    assert seen[False] == seen[True]
+    assert any(0 < len(b) < 4 for b in seen[False])  # episodes of different lengths: the slots did desynchronise
+
+
+def test_envs_fixes_the_slots_whatever_the_worker_count(monkeypatch):
+    import tinyvla.eval.metaworld as em
+
+    made = []
+
+    class NoPool:
+        def __init__(self, workers, slots, *args):
+            made.append((workers, slots))
+            raise RuntimeError("stop")
+
+    monkeypatch.setattr(em, "_EnvPool", NoPool)
+    for workers, envs, per_worker in ((1, 16, None), (2, 16, None), (4, 5, None), (2, 99, 3)):
+        cfg = MetaWorldEvalConfig(tasks="reach", episodes=20, workers=workers, envs=envs, envs_per_worker=per_worker)
+        with pytest.raises(RuntimeError):
+            evaluate_metaworld(StubPolicy(False), cfg, progress=False)
+    assert made == [(1, 16), (2, 16), (4, 5), (2, 6)]  # --envs-per-worker, the older spelling: workers x it
+    with pytest.raises(ConfigError):
+        MetaWorldEvalConfig(envs=0).validate()

@@ -1,7 +1,10 @@
 """Closed-loop evaluation on Meta-World: success rate per task with a confidence interval, and a blind control.
 
-Environments run in worker processes (one per core by default), several per worker; the policy runs
-batched in the main process. Each env asks for a camera frame only when the policy will read it: a
+Environments run in worker processes (one per core by default); `envs` episodes run at once, and the
+policy plans for all of them that need a chunk in one batch in the main process. The batches are a function of
+`envs` alone (slots in a fixed order, whatever the worker count), because a float result depends on the batch it
+was computed in and a closed loop amplifies the last bit: with the same `envs` and torch threads, an evaluation
+gives the same numbers with any `workers`. Each env asks for a camera frame only when the policy will read it: a
 policy that executes `n_action_steps` actions per chunk needs one image every `n_action_steps` steps
 (with temporal ensembling it plans, and so reads a frame, at every step).
 Episodes are fixed by (task, seed), so two evaluations of one checkpoint see the same scenes. The
@@ -46,14 +49,15 @@ class MetaWorldEvalConfig:
     camera_pos: str | list | None = None  # close | closer | X,Y,Z | [x, y, z]
     crop: float | None = None
     blind: bool = True  # also run the blind control (the same episodes seen through another scene's camera)
-    workers: int = 2  # env processes
-    envs_per_worker: int = 8
+    workers: int = 2  # env processes: speed only
+    envs: int = 16  # episodes at once (batched through the policy together): part of what the numbers depend on
+    envs_per_worker: int | None = None  # older spelling: envs = workers * envs_per_worker when given
     videos: int = 1  # episodes recorded per task (GIF), sighted pass only
     precision: str = "fp32"
 
     def validate(self) -> None:
-        if self.episodes < 1 or self.workers < 1 or self.envs_per_worker < 1 or self.max_steps < 1:
-            raise ConfigError("--episodes, --workers, --envs-per-worker and --max-steps must be >= 1")
+        if min(self.episodes, self.workers, self.envs, self.max_steps, self.envs_per_worker or 1) < 1:
+            raise ConfigError("--episodes, --workers, --envs, --envs-per-worker and --max-steps must be >= 1")
         if self.blind and self.episodes > SHADOW_SEED_OFFSET:
             raise ConfigError(f"the blind control takes its scenes {SHADOW_SEED_OFFSET} seeds on: at most "
                               f"{SHADOW_SEED_OFFSET} episodes per task with it (or --no-blind)")
@@ -140,7 +144,9 @@ def _worker(conn, image_size: int, camera: dict, max_steps: int) -> None:
 
 
 class _EnvPool:
-    def __init__(self, workers: int, slots_per_worker: int, image_size: int, camera: dict, max_steps: int):
+    """`slots` envs spread over `workers` processes, slot s on process s // ceil(slots / workers)."""
+
+    def __init__(self, workers: int, slots: int, image_size: int, camera: dict, max_steps: int):
         ctx = mp.get_context("spawn")
         self.conns, self.procs = [], []
         for _ in range(workers):
@@ -149,11 +155,11 @@ class _EnvPool:
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
-        self.slots = workers * slots_per_worker
-        self.per_worker = slots_per_worker
+        self.slots = slots
+        self.per_worker = -(-slots // workers)
 
     def call(self, cmd: str, items: list[tuple]) -> list[tuple]:
-        """Send each worker its slots' items at once (they run in parallel), then gather."""
+        """Send each worker its slots' items at once (they run in parallel), then gather (in slot order)."""
         by_worker: dict[int, list] = {}
         for item in items:
             by_worker.setdefault(item[0] // self.per_worker, []).append(item)
@@ -165,7 +171,7 @@ class _EnvPool:
             if status != "ok":
                 raise RuntimeError(f"Meta-World worker failed: {payload}")
             out += payload
-        return out
+        return sorted(out, key=lambda item: item[0])
 
     def close(self) -> None:
         for conn in self.conns:
@@ -201,6 +207,8 @@ class MetaWorldResult:
     videos: list[str]
     camera: dict = field(default_factory=dict)  # {camera, camera_pos, crop} rendered with
     blind: dict[str, ClosedLoopResult] | None = None
+    envs: int = 0  # episodes at once and the policy's torch threads: with the checkpoint, scenes and
+    threads: int = 0  # precision, what the numbers depend on (so that a rerun can match them)
 
     def to_dict(self) -> dict:
         total = ClosedLoopResult(sum(r.episodes for r in self.per_task.values()),
@@ -227,7 +235,7 @@ class MetaWorldResult:
             overall.update(blind_success=blind, vision_dependence=round(100 * (mean - blind), 2))
         return {"tasks": rows, "mean_success_rate": mean, "overall": overall, "camera": self.camera,
                 "by_difficulty": {g: float(np.mean(v)) for g, v in groups.items()},
-                "seconds": self.seconds, "env_steps": self.env_steps,
+                "envs": self.envs, "threads": self.threads, "seconds": self.seconds, "env_steps": self.env_steps,
                 "env_steps_per_s": self.env_steps / max(self.seconds, 1e-9), "videos": self.videos}
 
 
@@ -262,7 +270,7 @@ def _rollout(policy, pool: _EnvPool, cfg: MetaWorldEvalConfig, tasks: list[str],
     try:
         start([s for s in range(pool.slots) if pending][: len(pending)])
         while slots:
-            plan = [s for s, sl in slots.items() if not sl.queue]
+            plan = sorted(s for s, sl in slots.items() if not sl.queue)  # rows in slot order: see the module doc
             if plan:
                 batch = {OBS_IMAGE: torch.from_numpy(np.stack([slots[s].obs["image"] for s in plan])),
                          OBS_STATE: torch.from_numpy(np.stack([slots[s].obs["state"] for s in plan])),
@@ -299,6 +307,7 @@ def _rollout(policy, pool: _EnvPool, cfg: MetaWorldEvalConfig, tasks: list[str],
                         videos.append(str(path))
                     finished.append(s)
                     bar.update(1)
+            finished.sort()  # the next episodes go to the lowest free slots, whatever order the workers answered in
             for s in finished:
                 del slots[s]
             if finished and pending:
@@ -334,8 +343,10 @@ def evaluate_metaworld(policy, cfg: MetaWorldEvalConfig, out_dir: str | Path | N
         raise ConfigError(f"this policy reads a state of size {state_dim}; Meta-World's robot state has 4")
     camera = resolve_camera(cfg, getattr(config, "camera", None), image_size)
     episodes = len(tasks) * cfg.episodes
-    slots_per_worker = max(1, min(cfg.envs_per_worker, -(-episodes // cfg.workers)))
-    pool = _EnvPool(min(cfg.workers, episodes), slots_per_worker, image_size, camera, cfg.max_steps)
+    if cfg.envs_per_worker:
+        cfg.envs = cfg.workers * cfg.envs_per_worker
+    slots = min(cfg.envs, episodes)
+    pool = _EnvPool(min(cfg.workers, slots), slots, image_size, camera, cfg.max_steps)
     out = Path(out_dir) if out_dir else None
     try:
         t0 = time.perf_counter()
@@ -344,7 +355,7 @@ def evaluate_metaworld(policy, cfg: MetaWorldEvalConfig, out_dir: str | Path | N
         blind = _rollout(policy, pool, cfg, tasks, blind=True, out=None, progress=progress)[0] if cfg.blind else None
     finally:
         pool.close()
-    return MetaWorldResult(per_task, seconds, env_steps, videos, camera, blind)
+    return MetaWorldResult(per_task, seconds, env_steps, videos, camera, blind, slots, torch.get_num_threads())
 
 
 def write_report(report: dict, out_dir: str | Path, title: str = "Meta-World closed-loop success") -> None:

@@ -38,6 +38,35 @@ def test_env_renders_upright_images_and_resets_reproducibly():
         env.close()
 
 
+def test_closing_one_env_leaves_the_others_rendering():
+    """Several envs in one process (the evaluation's slots): closing one while another's GL context is current
+    used to free that other env's framebuffer, whose frames were then stale memory. Each env's frames must stay
+    those of a fresh env in the same state, and a render that writes nothing is an error, not a frame."""
+    from tinyvla.envs.metaworld import EnvError
+
+    envs = [MetaWorldEnv("reach-v3", 32) for _ in range(3)]
+    try:
+        for k, env in enumerate(envs):
+            env.reset(seed=k)
+        gone = MetaWorldEnv("push-v3", 32)
+        gone.reset(seed=7)
+        envs[1].reset(seed=1)  # its context is the current one when `gone` is closed
+        gone.close()
+        envs.append(MetaWorldEnv("door-open-v3", 32))
+        for k, env in enumerate(envs):
+            fresh = MetaWorldEnv(env.task, 32)
+            try:
+                assert np.array_equal(env.reset(seed=k)[0]["image"], fresh.reset(seed=k)[0]["image"])
+            finally:
+                fresh.close()
+        envs[0]._renderer.render = lambda out: out  # what a broken context does: nothing written
+        with pytest.raises(EnvError, match="no image"):
+            envs[0].render()
+    finally:
+        for env in envs:
+            env.close()
+
+
 def test_missing_render_backend_is_a_clear_error(monkeypatch):
     import mujoco
 

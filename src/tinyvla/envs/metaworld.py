@@ -295,7 +295,14 @@ class MetaWorldEnv(gym.Env):
         self._renderer.update_scene(self._env.data, camera=self.camera)
         for flag, value in self._flags:
             self._renderer.scene.flags[flag] = value
-        frame = self._renderer.render()[::-1, ::-1]
+        # A GL failure makes mjr_readPixels write nothing, and the frame would be whatever memory the buffer held:
+        # it is pre-filled with a pattern no render produces, so such a frame is an error, never a silent input.
+        out = np.empty((self.render_size, self.render_size, 3), np.uint8)
+        out[..., 0], out[..., 1:] = 0, 255
+        frame = self._renderer.render(out=out)
+        if not frame[..., 0].any() and (frame[..., 1:] == 255).all():
+            raise EnvError(f"{self.task}: the renderer produced no image (a broken GL context)")
+        frame = frame[::-1, ::-1]
         if self.render_size != self.image_size:
             o = (self.render_size - self.image_size) // 2
             frame = frame[o : o + self.image_size, o : o + self.image_size]
@@ -333,8 +340,16 @@ class MetaWorldEnv(gym.Env):
         return np.clip(self._expert.get_action(self._raw_obs), -1.0, 1.0).astype(np.float32)
 
     def close(self) -> None:
-        if getattr(self, "_renderer", None) is not None:
-            self._renderer.close()
+        r = getattr(self, "_renderer", None)
+        if r is not None:
+            # mujoco's Renderer.close() destroys its GL context, then frees the MjrContext's GL objects in whatever
+            # context is current -- another env's when several live in one process (the evaluation's slots), whose
+            # framebuffer then renders nothing. Free our objects in our own context first.
+            if getattr(r, "_gl_context", None) and getattr(r, "_mjr_context", None):
+                r._gl_context.make_current()
+                r._mjr_context.free()
+                r._mjr_context = None
+            r.close()
             self._renderer = None
         self._env.close()
 

@@ -75,6 +75,12 @@ def cmd_eval(args, extra) -> int:
     if extra:
         raise ConfigError(f"unknown argument(s) {' '.join(extra)}")
     token = args.token or os.environ.get("TINYVLA_SERVE_TOKEN", "")
+    if args.threads < 0:
+        raise ConfigError("--threads must be >= 0 (0 = torch's default)")
+    if args.threads:  # the policy's torch threads (Meta-World: part of what its numbers depend on; in results.json)
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.env == "libero":
         from tinyvla.eval.libero import LiberoEvalConfig, run_libero_eval
 
@@ -103,10 +109,6 @@ def cmd_eval(args, extra) -> int:
                                   camera=args.camera, camera_pos=args.camera_pos or None, crop=args.crop,
                                   blind=not args.no_blind, workers=args.workers, envs=args.envs,
                                   envs_per_worker=args.envs_per_worker, videos=args.videos)
-        if args.threads:  # the policy's torch threads (part of what its numbers depend on; recorded in results.json)
-            import torch
-
-            torch.set_num_threads(args.threads)
         report, out = run_metaworld_eval(cfg, checkpoint=args.checkpoint, server=args.server, token=token,
                                          transport=args.transport, device=args.device, precision=args.precision,
                                          temporal_ensemble=args.temporal_ensemble,
@@ -422,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "batch; results depend on it (and on --threads), not on --workers")
     e.add_argument("--envs-per-worker", type=int, default=None, help="metaworld: older spelling, --envs = --workers "
                    "x this")
-    e.add_argument("--threads", type=int, default=0, help="metaworld: torch threads of the policy (0 = torch's default)")
+    e.add_argument("--threads", type=int, default=0, help="torch threads of the policy (0 = torch's default)")
     e.add_argument("--videos", type=int, default=1, help="metaworld: episodes per task saved as GIF")
     e.add_argument("--out", default="", help="directory for results.json/.md (metaworld: also success.png, videos/; "
                    "default there: <checkpoint>/../eval_metaworld)")

@@ -164,12 +164,17 @@ def test_cli_uses_the_checkpoints_camera_and_refuses_another(close_checkpoint, t
     assert main([*base, "--n-action-steps", "5"]) == 2  # more than the chunk of 4
     err = capsys.readouterr().err.strip()
     assert "--n-action-steps 5 is outside 1..4" in err and "\n" not in err
+    assert main([*base, "--threads", "-1"]) == 2
+    assert "--threads must be >= 0" in capsys.readouterr().err
 
     out = tmp_path / "eval"
-    assert main([*base, "--no-blind", "--camera-pos", "close", "--n-action-steps", "2", "--out", str(out)]) == 0
+    threads = torch.get_num_threads()
+    assert main([*base, "--no-blind", "--camera-pos", "close", "--n-action-steps", "2", "--envs", "3", "--threads",
+                 str(threads), "--out", str(out)]) == 0
     report = json.loads((out / "results.json").read_text())
     assert report["camera"] == CLOSE  # the same as recorded: fine
     assert report["n_action_steps"] == 2  # this evaluation's override, reported
+    assert report["envs"] == 1 and report["threads"] == threads  # 1 episode: one env, whatever --envs asks
     assert "blind_success" not in report["overall"] and "blind_success" not in report["tasks"]["reach-v3"]
 
 

@@ -95,8 +95,8 @@ BUDGETS: dict[str, Budget] = {
     # The Meta-World issue's CPU class (<= 10M parameters, generation + training within an hour on 2 cores):
     # cpu_pretrained's recipe with only the vision tower pretrained (EfficientNet-Lite0, frozen, features cached)
     # and a small text encoder trained from scratch instead of MiniLM: 7.7M parameters instead of 30.8M. The whole
-    # chunk of 8 is executed before planning again: on session 16's two checkpoints 60.9% (7 evaluations, 55.0-64.0%)
-    # vs 57.1% with 4 of 8 (4 evaluations); within evaluation noise for seed 0 (docs/metaworld/seeing.md, session 17).
+    # chunk of 8 is executed before planning again (chosen in session 17 on evaluations that still had the renderer
+    # bug fixed in session 18; not re-checked since: docs/metaworld/seeing.md).
     "cpu_small": Budget(
         **_frozen_tower_recipe(n_action_steps=8), preset="pretrained_vision",
         policy_train={"vla_adapter": {"policy.head_layers": None}},  # VLA-Adapter's own `pretrained_vision` (4.9M)

@@ -177,11 +177,12 @@ def _recipe_error(budget: Budget, policy_type: str, overrides: dict) -> str:
     return ""
 
 
-def _eval_plan(cfg: ReproduceConfig, budget: Budget) -> tuple[int, str]:
-    """(episodes per task, folder of the run's evaluation): the budget's count goes to eval/, another count to
-    eval_<n>ep/, so that a rerun asking for more episodes evaluates again and keeps the first evaluation."""
+def _eval_plan(cfg: ReproduceConfig, budget: Budget, run_dir: Path) -> tuple[int, Path, str]:
+    """(episodes per task, folder of the run's evaluation, its name in times.json): the budget's count goes to
+    eval/, another count to eval_<n>ep/, so that a rerun asking for more episodes evaluates again and keeps the first."""
     n = cfg.eval_episodes or budget.eval_episodes
-    return n, "eval" if n == budget.eval_episodes else f"eval_{n}ep"
+    suffix = "" if n == budget.eval_episodes else f"_{n}ep"
+    return n, run_dir / f"eval{suffix}", f"eval_{run_dir.name}{suffix}"
 
 
 def _stage(times: dict, name: str, fn):
@@ -285,22 +286,21 @@ def _train_and_eval(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_di
                     times: dict, progress: bool) -> dict:
     from tinyvla.eval.metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
 
-    episodes, eval_dir = _eval_plan(cfg, budget)
-    results_path = run_dir / eval_dir / "results.json"
+    episodes, eval_dir, stage = _eval_plan(cfg, budget, run_dir)
+    results_path = eval_dir / "results.json"
     if results_path.is_file():
         return json.loads(results_path.read_text())
     policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress, {"policy.input_ablation": ablation})
     ecfg = MetaWorldEvalConfig(tasks=BENCHMARKS[cfg.benchmark], episodes=episodes, seed=0,
                                max_steps=budget.data.get("max_steps", 500), workers=cfg.workers,
                                blind=ablation == "none")  # a blank-trained policy never sees an image
-    stage = f"eval_{run_dir.name}" + eval_dir[len("eval"):]
-    result = _stage(times, stage, lambda: evaluate_metaworld(policy, ecfg, run_dir / eval_dir, progress=progress))
+    result = _stage(times, stage, lambda: evaluate_metaworld(policy, ecfg, eval_dir, progress=progress))
     history = json.loads((run_dir / "history.json").read_text())
     report = {"checkpoint": str(run_dir / "best"), "episodes_per_task": ecfg.episodes, "max_steps": ecfg.max_steps,
               "seed": ecfg.seed, "train_seed": seed, "input_ablation": ablation, "best_val_l2": history["best_val_l2"],
               "train_steps": history["steps"], "train_seconds": history["train_seconds"],
               "parameters": policy.num_parameters(), **result.to_dict()}
-    write_report(report, run_dir / eval_dir, title=f"{cfg.benchmark.upper()} ({run_dir.name})")
+    write_report(report, eval_dir, title=f"{cfg.benchmark.upper()} ({run_dir.name})")
     return report
 
 
@@ -475,8 +475,8 @@ def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, dat
     from tinyvla.eval.libero import LiberoEvalConfig, evaluate_libero, markdown
     from tinyvla.eval.results import write_results
 
-    episodes, eval_dir = _eval_plan(cfg, budget)
-    results_path = run_dir / eval_dir / "results.json"
+    episodes, eval_dir, stage = _eval_plan(cfg, budget, run_dir)
+    results_path = eval_dir / "results.json"
     if results_path.is_file():
         return json.loads(results_path.read_text())
     policy = _trained_policy(cfg, budget, data_dir, run_dir, seed, times, progress)
@@ -485,13 +485,12 @@ def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, dat
     ecfg = LiberoEvalConfig(suite=suite, tasks=budget.data.get("tasks", "all"),
                             init_states=f"{first}-{min(49, first + episodes - 1)}", workers=cfg.workers,
                             max_steps=budget.eval_max_steps, videos=1)
-    result = _stage(times, f"eval_{run_dir.name}" + eval_dir[len("eval"):],
-                    lambda: evaluate_libero(policy, ecfg, run_dir / eval_dir, progress=progress))
+    result = _stage(times, stage, lambda: evaluate_libero(policy, ecfg, eval_dir, progress=progress))
     history = json.loads((run_dir / "history.json").read_text())
     report = {"checkpoint": str(run_dir / "best"), "train_seed": seed, "best_val_l2": history["best_val_l2"],
               "train_steps": history["steps"], "train_seconds": history["train_seconds"],
               "parameters": policy.num_parameters(), **result}
-    write_results(run_dir / eval_dir, report, markdown(report))
+    write_results(eval_dir, report, markdown(report))
     return report
 
 

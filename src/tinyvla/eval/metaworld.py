@@ -159,7 +159,7 @@ class _EnvPool:
         self.per_worker = -(-slots // workers)
 
     def call(self, cmd: str, items: list[tuple]) -> list[tuple]:
-        """Send each worker its slots' items at once (they run in parallel), then gather (in slot order)."""
+        """Send each worker its slots' items at once (they run in parallel), then gather."""
         by_worker: dict[int, list] = {}
         for item in items:
             by_worker.setdefault(item[0] // self.per_worker, []).append(item)
@@ -171,7 +171,7 @@ class _EnvPool:
             if status != "ok":
                 raise RuntimeError(f"Meta-World worker failed: {payload}")
             out += payload
-        return sorted(out, key=lambda item: item[0])
+        return out
 
     def close(self) -> None:
         for conn in self.conns:
@@ -207,8 +207,10 @@ class MetaWorldResult:
     videos: list[str]
     camera: dict = field(default_factory=dict)  # {camera, camera_pos, crop} rendered with
     blind: dict[str, ClosedLoopResult] | None = None
-    envs: int = 0  # episodes at once and the policy's torch threads: with the checkpoint, scenes and
-    threads: int = 0  # precision, what the numbers depend on (so that a rerun can match them)
+    # Episodes at once and the policy's torch threads: with the checkpoint, scenes and precision, what the numbers
+    # depend on (so that a rerun can match them).
+    envs: int = 0
+    threads: int = 0
 
     def to_dict(self) -> dict:
         total = ClosedLoopResult(sum(r.episodes for r in self.per_task.values()),
@@ -308,6 +310,7 @@ def _rollout(policy, pool: _EnvPool, cfg: MetaWorldEvalConfig, tasks: list[str],
                     finished.append(s)
                     bar.update(1)
             finished.sort()  # the next episodes go to the lowest free slots, whatever order the workers answered in
+            # (with `plan` sorted too, the batches do not depend on how slots are grouped into processes)
             for s in finished:
                 del slots[s]
             if finished and pending:
@@ -343,9 +346,7 @@ def evaluate_metaworld(policy, cfg: MetaWorldEvalConfig, out_dir: str | Path | N
         raise ConfigError(f"this policy reads a state of size {state_dim}; Meta-World's robot state has 4")
     camera = resolve_camera(cfg, getattr(config, "camera", None), image_size)
     episodes = len(tasks) * cfg.episodes
-    if cfg.envs_per_worker:
-        cfg.envs = cfg.workers * cfg.envs_per_worker
-    slots = min(cfg.envs, episodes)
+    slots = min(cfg.workers * cfg.envs_per_worker if cfg.envs_per_worker else cfg.envs, episodes)
     pool = _EnvPool(min(cfg.workers, slots), slots, image_size, camera, cfg.max_steps)
     out = Path(out_dir) if out_dir else None
     try:

@@ -197,7 +197,6 @@ def test_training_on_a_lerobot_dataset_adopts_its_shapes_and_learns(tmp_path, ti
     from tinyvla.pipeline import run_training
 
     # Actions that depend on the image: which quadrant holds the bright square (one per episode).
-    rng = np.random.default_rng(0)
     eps = []
     for e in range(12):
         quadrant = np.full(8, e % 4)  # fixed per episode, like a goal position

@@ -282,6 +282,14 @@ def _trained_policy(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_di
     return Policy.from_pretrained(run_dir / "best", device=resolve_device(device))
 
 
+def _training_facts(run_dir: Path, seed: int, policy) -> dict:
+    """What every run's evaluation report says about the training behind it (from its history.json)."""
+    history = json.loads((run_dir / "history.json").read_text())
+    return {"checkpoint": str(run_dir / "best"), "train_seed": seed, "best_val_l2": history["best_val_l2"],
+            "train_steps": history["steps"], "train_seconds": history["train_seconds"],
+            "parameters": policy.num_parameters()}
+
+
 def _train_and_eval(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_dir: Path, seed: int, ablation: str,
                     times: dict, progress: bool) -> dict:
     from tinyvla.eval.metaworld import MetaWorldEvalConfig, evaluate_metaworld, write_report
@@ -295,11 +303,8 @@ def _train_and_eval(cfg: ReproduceConfig, budget: Budget, data_dir: Path, run_di
                                max_steps=budget.data.get("max_steps", 500), workers=cfg.workers,
                                blind=ablation == "none")  # a blank-trained policy never sees an image
     result = _stage(times, stage, lambda: evaluate_metaworld(policy, ecfg, eval_dir, progress=progress))
-    history = json.loads((run_dir / "history.json").read_text())
-    report = {"checkpoint": str(run_dir / "best"), "episodes_per_task": ecfg.episodes, "max_steps": ecfg.max_steps,
-              "seed": ecfg.seed, "train_seed": seed, "input_ablation": ablation, "best_val_l2": history["best_val_l2"],
-              "train_steps": history["steps"], "train_seconds": history["train_seconds"],
-              "parameters": policy.num_parameters(), **result.to_dict()}
+    report = {**_training_facts(run_dir, seed, policy), "episodes_per_task": ecfg.episodes,
+              "max_steps": ecfg.max_steps, "seed": ecfg.seed, "input_ablation": ablation, **result.to_dict()}
     write_report(report, eval_dir, title=f"{cfg.benchmark.upper()} ({run_dir.name})")
     return report
 
@@ -486,10 +491,7 @@ def _train_and_eval_libero(cfg: ReproduceConfig, budget: Budget, suite: str, dat
                             init_states=f"{first}-{min(49, first + episodes - 1)}", workers=cfg.workers,
                             max_steps=budget.eval_max_steps, videos=1)
     result = _stage(times, stage, lambda: evaluate_libero(policy, ecfg, eval_dir, progress=progress))
-    history = json.loads((run_dir / "history.json").read_text())
-    report = {"checkpoint": str(run_dir / "best"), "train_seed": seed, "best_val_l2": history["best_val_l2"],
-              "train_steps": history["steps"], "train_seconds": history["train_seconds"],
-              "parameters": policy.num_parameters(), **result}
+    report = {**_training_facts(run_dir, seed, policy), **result}
     write_results(eval_dir, report, markdown(report))
     return report
 

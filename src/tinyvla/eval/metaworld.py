@@ -55,6 +55,10 @@ class MetaWorldEvalConfig:
     videos: int = 1  # episodes recorded per task (GIF), sighted pass only
     precision: str = "fp32"
 
+    @property
+    def episodes_at_once(self) -> int:
+        return self.workers * self.envs_per_worker if self.envs_per_worker else self.envs
+
     def validate(self) -> None:
         if min(self.episodes, self.workers, self.envs, self.max_steps, self.envs_per_worker or 1) < 1:
             raise ConfigError("--episodes, --workers, --envs, --envs-per-worker and --max-steps must be >= 1")
@@ -346,7 +350,7 @@ def evaluate_metaworld(policy, cfg: MetaWorldEvalConfig, out_dir: str | Path | N
         raise ConfigError(f"this policy reads a state of size {state_dim}; Meta-World's robot state has 4")
     camera = resolve_camera(cfg, getattr(config, "camera", None), image_size)
     episodes = len(tasks) * cfg.episodes
-    slots = min(cfg.workers * cfg.envs_per_worker if cfg.envs_per_worker else cfg.envs, episodes)
+    slots = min(cfg.episodes_at_once, episodes)
     pool = _EnvPool(min(cfg.workers, slots), slots, image_size, camera, cfg.max_steps)
     out = Path(out_dir) if out_dir else None
     try:

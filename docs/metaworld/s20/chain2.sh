@@ -1,17 +1,6 @@
 #!/bin/bash
-# Session 20, after chain.sh: the third lever (both sources open: no tanh(g) gate), seed 0, same as chain.sh's levers.
+# Session 20, after chain.sh: the third lever (both sources open: no tanh(g) gate), seed 0.
 cd /work/main
-while pgrep -f runs/s20/chain.sh > /dev/null; do sleep 20; done
-D=runs/s19/mt10_small/data
-RECIPE="--policy.type vla_adapter --preset pretrained_vision --train.steps 6000 --train.batch_size 64 --train.lr 1e-3 \
- --train.eval_every 1000 --train.warmup_steps 200 --policy.state_dropout 0.5 --policy.chunk_size 8 --policy.n_action_steps 8 \
- --train.seed 0 --train.num_threads 2"
-lever() {  # name, extra flags
-  export OMP_NUM_THREADS=2
-  .venv/bin/tinyvla train --dataset $D --out runs/s20/$1 $RECIPE $2 > runs/s20/$1.train.log 2>&1
-  export OMP_NUM_THREADS=1
-  .venv/bin/tinyvla eval --env metaworld --checkpoint runs/s20/$1/best --tasks mt10 --episodes 20 --seed 0 --no-blind \
-    --workers 2 --out runs/s20/$1/eval > runs/s20/$1.eval.log 2>&1
-  echo "$1 done $(date)" >> runs/s20/chain.out
-}
-lever va_nogate "--policy.gate none"
+while pgrep -f "s20/chain.sh" > /dev/null; do sleep 20; done
+. docs/metaworld/s20/lever.sh
+lever va_nogate 0 "--policy.gate none"

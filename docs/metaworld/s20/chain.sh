@@ -1,8 +1,8 @@
 #!/bin/bash
 # Session 20: VLA-Adapter levers under cpu_small (seed 0, 20 eps/task, same scenes as session 19, no blind), then the
 # baseline's third seed (with blind). Jobs one after another, alone on the 2 cores.
-cd /work/main
-. docs/metaworld/s20/lever.sh
+cd "$(dirname "$0")/../../.."
+OUT=runs/s20; . docs/metaworld/lever.sh
 echo "start $(date)" >> runs/s20/chain.out
 lever va_mse 0 "--policy.loss mse"
 lever va_ffn 0 "--policy.ffn mlp"

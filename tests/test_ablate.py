@@ -54,6 +54,20 @@ def test_single_layer_rows_name_the_layer_by_role():
     assert LAYER_ROLES["middle"](6) == 2 and LAYER_ROLES["last"](6) == 5  # MiniLM-L6
 
 
+def test_toy_rows_pool_their_episodes_and_another_episode_count_scores_again(tmp_path, capsys):
+    results = run_ablation("fusion_head", [0, 1], tmp_path, episodes=2, extra=TINY, row_numbers=[1])
+    row = results["rows"][0]
+    assert row["episodes"] == 4 and row["successes"] == round(4 * row["success_rate"])
+    assert row["ci95"][0] <= row["success_rate"] <= row["ci95"][1]
+    assert f"({row['successes']}/4) |" in (tmp_path / "ablation.md").read_text()
+    # A kept toy run was scored on 2 episodes: asking for 3 scores every run again instead of reusing it.
+    capsys.readouterr()
+    again = run_ablation("fusion_head", [0, 1], tmp_path, episodes=3, extra=TINY, row_numbers=[1])
+    assert "already" not in capsys.readouterr().err and again["rows"][0]["episodes"] == 6
+    run_ablation("fusion_head", [0, 1], tmp_path, episodes=2, extra=TINY, row_numbers=[1])
+    assert "2 of 2 runs already" in capsys.readouterr().err
+
+
 def test_a_grid_can_run_some_of_its_rows(tmp_path):
     results = run_ablation("fusion_head", [0], tmp_path, episodes=1, extra=TINY, row_numbers=[4, 1])
     assert [r["config"] for r in results["rows"]] == ["pool+add + MLP", "cross-attention + MLP"]

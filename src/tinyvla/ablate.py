@@ -169,8 +169,8 @@ def _run_one(label: str, overrides: dict, seed: int, out: str, episodes: int, de
     policy, result = run_training(run, None)
     cl = closed_loop(policy, episodes, seed=10_000 + seed)
     return {"config": label, "seed": seed, "val_l2": result.best_val_l2, "final_val_l2": result.final_val_l2,
-            "success_rate": cl.success_rate, "train_seconds": result.train_seconds, "params": policy.num_parameters(),
-            **_gate_summary(result.history)}
+            "success_rate": cl.success_rate, "episodes": cl.episodes, "successes": cl.successes,
+            "train_seconds": result.train_seconds, "params": policy.num_parameters(), **_gate_summary(result.history)}
 
 
 def _run_one_libero(label: str, overrides: dict, seed: int, out: Path, device: str, policy_type: str, preset: str,
@@ -244,6 +244,8 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
         for line in log_path.read_text().splitlines():
             try:
                 r = json.loads(line)
+                if env.env == "toy" and r.get("episodes", episodes) != episodes:
+                    continue  # scored on another episode count (which a toy run's key does not hold)
                 done[key(r["config"], r["overrides"], r["seed"])] = r
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by a crash
@@ -284,7 +286,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
                 continue
             row[key] = statistics.fmean(values)
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        if all("episodes" in r for r in mine):  # LIBERO: a Wilson CI over every scored episode of the row
+        if all("episodes" in r for r in mine):  # a Wilson CI over every scored episode of the row
             from tinyvla.eval.results import ClosedLoopResult
 
             n, k = sum(r["episodes"] for r in mine), sum(r["successes"] for r in mine)
@@ -313,19 +315,20 @@ def ablation_markdown(results: dict) -> str:
     where = (f"{results['task']}, initial states {results['env']['init_states']} of each task (held out)"
              if libero else f"{results['task']}, closed loop over {results['episodes']} episodes per seed")
     paper = any("paper_libero_long" in r for r in results["rows"])
+    cis = libero or any("ci95" in r for r in results["rows"])  # toy logs from before runs kept their counts have none
     lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {where}, mean ± std over {n} "
              "seeds.", "",
-             "| config | val L2 | closed-loop success | " + ("95% CI (all episodes) | " if libero else "")
+             "| config | val L2 | closed-loop success | " + ("95% CI (all episodes) | " if cis else "")
              + "train s | params | mean abs tanh(g) Raw / AQ | Raw share |"
              + (" paper, LIBERO-Long |" if paper else ""),
-             "|---|---|---|" + ("---|" if libero else "") + "---|---|---|---|" + ("---|" if paper else "")]
+             "|---|---|---|" + ("---|" if cis else "") + "---|---|---|---|" + ("---|" if paper else "")]
 
     def opt(r: dict, key: str, fmt: str) -> str:
         return format(r[key], fmt) if key in r else "-"
 
     for r in results["rows"]:
         ci = f"{r['ci95'][0]:.1%}-{r['ci95'][1]:.1%} ({r['successes']}/{r['episodes']}) | " if "ci95" in r else \
-            ("- | " if libero else "")
+            ("- | " if cis else "")
         lines.append(f"| {r['config']} | {r['val_l2']:.4f} ± {r['val_l2_std']:.4f} | "
                      f"{r['success_rate']:.0%} ± {r['success_rate_std']:.0%} | {ci}"
                      f"{r['train_seconds']:.0f} ± {r['train_seconds_std']:.0f} | {r['params']:,} | "

@@ -315,7 +315,7 @@ def ablation_markdown(results: dict) -> str:
     where = (f"{results['task']}, initial states {results['env']['init_states']} of each task (held out)"
              if libero else f"{results['task']}, closed loop over {results['episodes']} episodes per seed")
     paper = any("paper_libero_long" in r for r in results["rows"])
-    cis = libero or any("ci95" in r for r in results["rows"])  # toy logs from before runs kept their counts have none
+    cis = any("ci95" in r for r in results["rows"])  # every LIBERO row; toy rows whose runs kept their counts
     lines = [f"Grid `{results['grid']}` (preset `{results.get('preset', 'tiny')}`) on {where}, mean ± std over {n} "
              "seeds.", "",
              "| config | val L2 | closed-loop success | " + ("95% CI (all episodes) | " if cis else "")

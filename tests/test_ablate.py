@@ -31,6 +31,7 @@ def test_fusion_head_grid_writes_table_and_plot(tmp_path, capsys):
     again = run_ablation("fusion_head", [0, 1], tmp_path, episodes=2, extra=TINY)
     assert f"{2 * len(GRIDS['fusion_head'])} of {2 * len(GRIDS['fusion_head'])} runs already" in capsys.readouterr().err
     assert [r["val_l2"] for r in again["rows"]] == [r["val_l2"] for r in results["rows"]]
+    assert (results["reused_runs"], again["reused_runs"]) == (0, 2 * len(GRIDS["fusion_head"]))
 
 
 def test_unknown_grid():

@@ -250,6 +250,7 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by a crash
     runs = [done[key(*job)] for job in jobs if key(*job) in done]
+    reused = len(runs)
     todo = [job for job in jobs if key(*job) not in done]
     if runs:
         print(f"ablate: {len(runs)} of {len(jobs)} runs already in {log_path}, running the other {len(todo)}",
@@ -297,7 +298,9 @@ def run_ablation(grid: str, seeds: list[int], out: str | Path, *, episodes: int 
     task = "toy_reach" if env.env == "toy" else env.suite
     results = {"grid": grid, "policy": policy_type, "preset": preset, "task": task, "episodes": episodes,
                "device": device, "env": asdict(env), "rows": rows, "runs": runs,
-               "extra_overrides": extra or {}, "wall_seconds": round(time.perf_counter() - t0, 1)}
+               "extra_overrides": extra or {},
+               # this call's wall time: the runs it reused from runs.jsonl cost it nothing (their train_seconds stay)
+               "wall_seconds": round(time.perf_counter() - t0, 1), "reused_runs": reused}
     (out / "ablation.json").write_text(json.dumps(results, indent=2))
     (out / "ablation.md").write_text(ablation_markdown(results))
     plot_ablation(results, out / "ablation.png")

@@ -57,13 +57,17 @@ _SMOKE_VLA_ADAPTER = {"policy.lang_width": None, "policy.lang_layers": None, "po
                       "policy.heads": 2, "policy.policy_width": 32, "policy.policy_heads": 2, "policy.num_queries": 2}
 
 
-def _frozen_tower_recipe(n_action_steps: int = 4) -> dict[str, dict[str, Any]]:
+def _frozen_tower_recipe(n_action_steps: int = 4, tower_image_size: int = 0) -> dict[str, dict[str, Any]]:
     """The data and training of the frozen-tower Meta-World budgets (a fresh copy per budget). `n_action_steps` is
-    read only when acting (training is the same for any value): how many of each chunk's 8 actions are executed."""
+    read only when acting (training is the same for any value): how many of each chunk's 8 actions are executed.
+    `tower_image_size` (0: the data's 96 px) is the size the frames are resized to before the frozen tower."""
+    train = {"train.steps": 6000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
+             "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
+             "policy.n_action_steps": n_action_steps, "policy.head_layers": 3}
+    if tower_image_size:
+        train["policy.tower_image_size"] = tower_image_size
     return {"data": {"episodes_per_task": 100, "image_size": 96, "camera_pos": "close", "action_noise": 0.1},
-            "train": {"train.steps": 6000, "train.batch_size": 64, "train.lr": 1e-3, "train.eval_every": 1000,
-                      "train.warmup_steps": 200, "policy.state_dropout": 0.5, "policy.chunk_size": 8,
-                      "policy.n_action_steps": n_action_steps, "policy.head_layers": 3}}
+            "train": train}
 
 
 BUDGETS: dict[str, Budget] = {
@@ -95,13 +99,15 @@ BUDGETS: dict[str, Budget] = {
     # The Meta-World issue's CPU class (<= 10M parameters, generation + training within an hour on 2 cores):
     # cpu_pretrained's recipe with only the vision tower pretrained (EfficientNet-Lite0, frozen, features cached)
     # and a small text encoder trained from scratch instead of MiniLM: 7.7M parameters instead of 30.8M. The whole
-    # chunk of 8 is executed before planning again (chosen in session 17 on evaluations that still had the renderer
-    # bug fixed in session 18; not re-checked since: docs/metaworld/seeing.md).
+    # chunk of 8 is executed before planning again (4 of 8 scored the same in session 19). The tower sees the 96-px
+    # frames resized to 128 px: 4x4 feature cells instead of 3x3 (session 21: VLA-Adapter +4.9 points over 3 seeds;
+    # session 23: TinyVLA's 3 seeds; docs/metaworld/seeing.md), for ~14 more minutes of tower features once.
     "cpu_small": Budget(
-        **_frozen_tower_recipe(n_action_steps=8), preset="pretrained_vision",
+        **_frozen_tower_recipe(n_action_steps=8, tower_image_size=128), preset="pretrained_vision",
         policy_train={"vla_adapter": {"policy.head_layers": None}},  # VLA-Adapter's own `pretrained_vision` (4.9M)
-        note="2-core CPU, alone: 6 min of generation, 12 min of tower features + training for the first seed, "
-             "~17 min of training + evaluation per further seed (docs/metaworld.md); pip install 'tinyvla[pretrained]'",
+        note="2-core CPU, alone (sessions 19-23's machine): 10 min of generation and 24 min of tower features once, "
+             "then per seed 14 min (TinyVLA) or 23 min (VLA-Adapter) of training and 13 min of evaluation with the "
+             "blind control (26 min with --eval-episodes 50) (docs/metaworld.md); pip install 'tinyvla[pretrained]'",
     ),
     # Seconds, for tests and to check an installation: the whole pipeline at toy scale.
     "smoke": Budget(
@@ -594,8 +600,9 @@ RECIPES: dict[str, Recipe] = {
     "serve": Recipe("`tinyvla serve` latency and throughput for 1 / 8 / 32 clients over HTTP and WebSocket",
                     "~2 min", "docs/serving.md"),
     "mt10": Recipe("Meta-World MT10: expert demos, training, closed-loop success with the blind control",
-                   "~1 h per seed + 15 min data once + a blank-image run (budget cpu_small, alone: 60 min for "
-                   "2 seeds + the blank run, data and training of the first seed 18 min)", "docs/metaworld.md"),
+                   "with --budget cpu_small, alone: 10 min of demos + 24 min of tower features once, "
+                   "then 14 min (TinyVLA; VLA-Adapter 23) of training + 13 min of evaluation per seed and for the "
+                   "blank-image run", "docs/metaworld.md"),
     "mt50": Recipe("Meta-World MT50, as mt10 over all 50 tasks", "several hours per seed", "docs/metaworld.md"),
     "libero_object": Recipe("LIBERO-Object: scripted demos, training, success on held-out initial states with the "
                             "blind control, beside the published table (needs `make setup-libero`)",

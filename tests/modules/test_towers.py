@@ -290,6 +290,9 @@ def test_vla_adapter_pretrained_vision_preset_fits_the_cpu_small_budget(toy_spli
     run = build_run_config("vla_adapter", budget.preset, budget.train_for("vla_adapter"))
     assert run.policy.gate == "raw" and run.policy.state_dropout == 0.5 and run.policy.chunk_size == 8
     assert run.policy.n_action_steps == 8  # the budget executes whole chunks (docs/metaworld/seeing.md, session 17)
+    # Both policies' towers see the frames resized to 128 px (docs/metaworld/seeing.md, sessions 21 and 23).
+    tinyvla_run = build_run_config("tinyvla", budget.preset, budget.train_for("tinyvla"))
+    assert run.policy.tower_image_size == tinyvla_run.policy.tower_image_size == 128
     ds = toy_splits[0]
     small = FrameDataset(ds.images[:8], ds.actions[:8], ds.states[:8], ds.task_index[:8], ds.tasks, info=ds.info)
     torch.manual_seed(0)
@@ -297,4 +300,6 @@ def test_vla_adapter_pretrained_vision_preset_fits_the_cpu_small_budget(toy_spli
     assert type(policy.vision).__name__ == "EfficientNetVision" and policy.config.backbone == "scratch"
     assert policy.num_parameters() <= 10_000_000
     assert cacheable_vision(policy, augmenting=False) is policy.vision
+    with torch.no_grad():  # 4x4 feature cells of the 128-px resize (3x3 at the data's 96 px) + their mean
+        assert policy.vision(small.images[:1].float() / 255.0).shape[1] == 17
     ReproduceConfig(budget="cpu_small", policy_type="vla_adapter", seeds=[0]).validate()

@@ -52,6 +52,8 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     assert "another recipe" in err and "training settings train.lr" in err and "\n" not in err
     assert main([*args[:-2], "--policy.type", "vla_adapter", "--out", str(out)]) == 2
     assert "policy_type 'tinyvla' there, 'vla_adapter' asked" in capsys.readouterr().err
+    # The budget's own value given on the command line (the string "2") is the same recipe: accepted, nothing rerun.
+    assert main([*args, "--train.steps", "2"]) == 0
     assert json.loads((out / "times.json").read_text()) == times
     # Data found in place (linked from another run): no generation time, so no generation + training sum.
     other = tmp_path / "rep_linked"

@@ -218,17 +218,36 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> d
         summarize, report_markdown)
 
 
+def _typed_settings(policy_type: str, preset: str, train: dict) -> dict:
+    """Dotted training settings as the config types them, so that `--policy.tower_image_size 128` from the command
+    line (the string "128") and a budget's 128 are the same setting; a key the config does not have stays as given."""
+    from tinyvla.pipeline import build_run_config
+
+    try:
+        run = build_run_config(policy_type, preset, train)
+    except ConfigError:
+        return train
+    typed = {}
+    for key, value in train.items():
+        obj: Any = run
+        for part in key.split("."):
+            obj = getattr(obj, part, None) if obj is not None else None
+        typed[key] = value if obj is None else json.loads(json.dumps(obj, default=str))
+    return typed
+
+
 def _check_recipe(cfg: ReproduceConfig, budget: Budget, out: Path) -> None:
     """Kept stages are reused on a rerun, so a rerun into `out` must ask for the same recipe: its data and
     training settings are written to out/recipe.json once and compared on every later call (more seeds are fine)."""
     recipe = json.loads(json.dumps({"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type,
                                     "preset": budget.preset, "data": budget.data,
                                     "train": {**budget.train_for(cfg.policy_type), **cfg.overrides}}))
+    recipe["train"] = _typed_settings(cfg.policy_type, budget.preset, recipe["train"])
     path = out / "recipe.json"
     if path.is_file():
         kept = json.loads(path.read_text())
         what = [f"{k} {kept.get(k)!r} there, {v!r} asked" for k, v in recipe.items() if k != "train" and kept.get(k) != v]
-        kept_train = kept.get("train", {})
+        kept_train = _typed_settings(cfg.policy_type, budget.preset, kept.get("train", {}))
         if train := sorted(k for k in {*kept_train, *recipe["train"]} if kept_train.get(k) != recipe["train"].get(k)):
             what.append(f"training settings {', '.join(train)}")
         if what:

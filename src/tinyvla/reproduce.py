@@ -604,6 +604,11 @@ class Recipe:
 # Grid overrides as the docs' tables were made (the VLA grids at small widths, 600 steps: what a CPU allows).
 VLA_GRID_OVERRIDES = {"policy.width": 128, "policy.heads": 4, "policy.vision_width": 96, "policy.vision_layers": 2,
                       "policy.vision_heads": 2, "train.steps": 600, "train.eval_every": 100}
+# The same two grids on the pretrained backbone (docs/pretrained.md, sessions 22 and 24): the `pretrained` preset as it
+# is (MiniLM-L6 with LoRA, frozen EfficientNet-Lite0), the scratch grids' 600 steps; the condition grid is scored on 20
+# episodes per run to fit the CPU (success does not separate its rows, val L2 does).
+PRETRAINED_GRIDS = {"vla_gate": ({"train.steps": 600, "train.eval_every": 100}, 50),
+                    "vla_conditions": ({"train.steps": 600, "train.eval_every": 100, "policy.gate": "none"}, 20)}
 SMOKE_TRAIN = {"train.steps": 2, "train.eval_every": 1, "data.num_train": 128, "data.num_val": 32,
                "train.progress": False}
 
@@ -613,10 +618,14 @@ RECIPES: dict[str, Recipe] = {
     "fusion_head": Recipe("ablation grid: fusion (pool+add, cross-attention) x head (MLP, chunked, discrete)",
                           "6 runs per seed, ~4 min each on one core (estimate)", "docs/toy-task.md",
                           [0, 1, 2]),
-    "vla_gate": Recipe("VLA-Adapter's gate ablation (tanh(g) on Raw / none / AQ / both) on the toy task",
-                       "4 runs per seed, ~4 min each on one core (measured 240 s)", "docs/vla-adapter.md", [0, 1, 2]),
-    "vla_conditions": Recipe("VLA-Adapter's condition ablation (both / AQ / Raw, all or one layer) on the toy task",
-                             "5 runs per seed, ~4 min each on one core (measured 211-242 s)", "docs/vla-adapter.md", [0, 1, 2]),
+    "vla_gate": Recipe("VLA-Adapter's gate ablation (tanh(g) on Raw / none / AQ / both) on the toy task; "
+                       "--preset pretrained: on the MiniLM-L6 backbone (docs/pretrained.md)",
+                       "4 runs per seed, ~4 min each on one core (measured 240 s); --preset pretrained: ~21 min per run, "
+                       "two side by side", "docs/vla-adapter.md", [0, 1, 2]),
+    "vla_conditions": Recipe("VLA-Adapter's condition ablation (both / AQ / Raw, all or one layer) on the toy task; "
+                             "--preset pretrained: on the MiniLM-L6 backbone (docs/pretrained.md)",
+                             "5 runs per seed, ~4 min each on one core (measured 211-242 s); --preset pretrained: "
+                             "~16-22 min per run, two side by side", "docs/vla-adapter.md", [0, 1, 2]),
     "towers": Recipe("scratch encoders vs the packaged pretrained towers (frozen) on the toy task",
                      "feature extraction once (tens of minutes) + 2 runs per seed", "docs/pretrained.md", [0, 1, 2]),
     "speed": Recipe("inference latency/throughput per mode (TinyVLA tiny, VLA-Adapter tiny) and training samples/s",
@@ -665,10 +674,14 @@ def _write_table(out: Path, name: str, markdown: str, data: dict, command: str) 
 
 
 def reproduce_result(name: str, out: str | Path, *, budget: str = "cpu", seeds: list[int] | None = None,
-                     workers: int = 2, device: str = "", command: str = "") -> dict:
-    """Run recipe `name` into `out` (kept runs are reused) and write table.md / table.json there."""
+                     workers: int = 2, device: str = "", command: str = "", preset: str = "") -> dict:
+    """Run recipe `name` into `out` (kept runs are reused) and write table.md / table.json there. `preset`
+    "pretrained": the VLA-Adapter grids on the pretrained backbone (PRETRAINED_GRIDS)."""
     if name not in RECIPES:
         raise ConfigError(f"unknown result {name!r}; `tinyvla reproduce --list` shows: {', '.join(RECIPES)}")
+    if preset and (preset != "pretrained" or name not in PRETRAINED_GRIDS):
+        raise ConfigError(f"--preset {preset} does not apply to {name}: only --preset pretrained, for "
+                          f"{' and '.join(PRETRAINED_GRIDS)} (the other results run the preset of their docs)")
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     seeds = list(seeds or default_seeds(name, budget))
@@ -680,12 +693,13 @@ def reproduce_result(name: str, out: str | Path, *, budget: str = "cpu", seeds: 
     device = device or ("cuda" if budget == "gpu" else "cpu")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    command = command or f"tinyvla reproduce {name} --budget {budget} --seeds {' '.join(map(str, seeds))}"
+    command = command or (f"tinyvla reproduce {name} --budget {budget} --seeds {' '.join(map(str, seeds))}"
+                          + (f" --preset {preset}" if preset else ""))
     smoke = budget == "smoke"
     if name == "toy":
         return _reproduce_toy(out, seeds, smoke, device, command)
     if name in ("fusion_head", "vla_gate", "vla_conditions", "towers"):
-        return _reproduce_grid(name, out, seeds, smoke, device, workers, command)
+        return _reproduce_grid(name, out, seeds, smoke, device, workers, command, preset)
     if name == "speed":
         return _reproduce_speed(out, smoke, device, command)
     if name == "serve":
@@ -722,19 +736,22 @@ def _reproduce_toy(out: Path, seeds: list[int], smoke: bool, device: str, comman
 
 
 def _reproduce_grid(name: str, out: Path, seeds: list[int], smoke: bool, device: str, workers: int,
-                    command: str) -> dict:
+                    command: str, preset: str = "") -> dict:
     from tinyvla.ablate import ablation_markdown, run_ablation
 
     extra: dict[str, Any] = {}
     episodes = 100
-    if name in ("vla_gate", "vla_conditions"):
+    if preset:
+        extra, episodes = dict(PRETRAINED_GRIDS[name][0]), PRETRAINED_GRIDS[name][1]
+    elif name in ("vla_gate", "vla_conditions"):
         extra, episodes = dict(VLA_GRID_OVERRIDES), 50
         if name == "vla_conditions":
             extra["policy.gate"] = "none"  # the conditions grid compares sources without a gate
     if smoke:
         extra.update(SMOKE_TRAIN)
         episodes = 2
-    results = run_ablation(name, seeds, out, episodes=episodes, device=device, workers=workers, extra=extra)
+    results = run_ablation(name, seeds, out, episodes=episodes, device=device, workers=workers, extra=extra,
+                           preset=preset or "tiny")
     md = ablation_markdown(results)
     _write_table(out, name, md, {"seeds": seeds, "extra_overrides": extra, "rows": results["rows"]}, command)
     return {"table": md, "out": str(out)}

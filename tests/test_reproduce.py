@@ -75,6 +75,17 @@ def test_smoke_reproduce_writes_the_report_and_resumes(tmp_path, monkeypatch, ca
     kept = json.loads((copied / "report.json").read_text())
     assert kept["wall_s_train_first_seed"] is None and kept["wall_s_generate_plus_train_first_seed"] is None
     assert "the first seed was trained before this run" in (copied / "report.md").read_text()
+    # Another count of demonstrations per task than the budget's (MT50 on 24 GiB: fewer): generated as asked and kept in the recipe, so
+    # a rerun into the folder without the flag is refused rather than silently mixing two data sets.
+    fewer = tmp_path / "rep_fewer"
+    base = ["reproduce", "mt10", "--budget", "smoke", "--seeds", "0", "--no-blank", "--workers", "1", "--out", str(fewer)]
+    assert main([*base, "--episodes-per-task", "3"]) == 0
+    assert json.loads((fewer / "report.json").read_text())["data"]["episodes_per_task"] == 3
+    assert json.loads((fewer / "data" / "meta" / "info.json").read_text())["total_episodes"] == 3
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another recipe" in err and "'episodes_per_task': 3" in err and "\n" not in err
 
 
 def test_bad_reproduce_arguments(tmp_path, capsys):
@@ -90,6 +101,10 @@ def test_bad_reproduce_arguments(tmp_path, capsys):
     assert "--eval-episodes applies to the Meta-World and LIBERO recipes only" in capsys.readouterr().err
     assert main(["reproduce", "mt10", "--budget", "smoke", "--eval-episodes", "0", "--out", str(tmp_path / "y")]) == 2
     assert "--eval-episodes must be >= 1" in capsys.readouterr().err
+    assert main(["reproduce", "mt10", "--budget", "smoke", "--episodes-per-task", "0", "--out", str(tmp_path / "y")]) == 2
+    assert "--episodes-per-task must be >= 1" in capsys.readouterr().err
+    assert main(["reproduce", "toy", "--episodes-per-task", "5", "--out", str(tmp_path / "y")]) == 2
+    assert "--episodes-per-task applies to the Meta-World and LIBERO recipes only" in capsys.readouterr().err
     assert main(["reproduce", "libero_object", "--budget", "cpu_pretrained", "--out", str(tmp_path / "z")]) == 2
     assert "unknown budget 'cpu_pretrained' for LIBERO" in capsys.readouterr().err
     assert main(["reproduce", "toy", "--budget", "cpu_small", "--out", str(tmp_path / "s")]) == 2

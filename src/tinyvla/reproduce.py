@@ -143,12 +143,17 @@ class ReproduceConfig:
     workers: int = 2
     num_threads: int = 0  # torch threads for training (0 = torch's default)
     eval_episodes: int | None = None  # per task (LIBERO: initial states per task); None = the budget's
+    episodes_per_task: int | None = None  # demonstrations per task; None = the budget's (MT50 on 24 GiB: 50)
     device: str = ""  # "" = the budget's
     overrides: dict[str, Any] = field(default_factory=dict)  # extra dotted overrides for training
 
     def __post_init__(self):
         if self.seeds is None:
             self.seeds = default_seeds(self.benchmark, self.budget)
+
+    def data_for(self, budget: Budget) -> dict[str, Any]:
+        """The budget's data settings, with the user's demonstrations per task."""
+        return {**budget.data, **({"episodes_per_task": self.episodes_per_task} if self.episodes_per_task else {})}
 
     @property
     def is_libero(self) -> bool:
@@ -165,6 +170,8 @@ class ReproduceConfig:
             raise ConfigError("--seeds needs one or more distinct seeds")
         if self.eval_episodes is not None and self.eval_episodes < 1:
             raise ConfigError("--eval-episodes must be >= 1")
+        if self.episodes_per_task is not None and self.episodes_per_task < 1:
+            raise ConfigError("--episodes-per-task must be >= 1")
         # Before an hour of demonstrations: the recipe (with the user's overrides) must build for this policy.
         error = _recipe_error(budgets[self.budget], self.policy_type, self.overrides)
         if error:
@@ -210,7 +217,7 @@ def reproduce(cfg: ReproduceConfig, out: str | Path, progress: bool = True) -> d
     runs = [(f"seed{s}", s, "none") for s in cfg.seeds]
     if cfg.blank_baseline:
         runs.append((f"blank_seed{cfg.seeds[0]}", cfg.seeds[0], "blank_image"))
-    gen = GenerationConfig(tasks=BENCHMARKS[cfg.benchmark], workers=cfg.workers, **budget.data)
+    gen = GenerationConfig(tasks=BENCHMARKS[cfg.benchmark], workers=cfg.workers, **cfg.data_for(budget))
     return _run_stages(
         cfg, budget, Path(out), lambda data_dir: generate_metaworld(data_dir, gen, progress=progress), runs,
         lambda data_dir, run_dir, seed, ablation, times: _train_and_eval(cfg, budget, data_dir, run_dir, seed, ablation,
@@ -240,7 +247,7 @@ def _check_recipe(cfg: ReproduceConfig, budget: Budget, out: Path) -> None:
     """Kept stages are reused on a rerun, so a rerun into `out` must ask for the same recipe: its data and
     training settings are written to out/recipe.json once and compared on every later call (more seeds are fine)."""
     recipe = json.loads(json.dumps({"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type,
-                                    "preset": budget.preset, "data": budget.data,
+                                    "preset": budget.preset, "data": cfg.data_for(budget),
                                     "train": {**budget.train_for(cfg.policy_type), **cfg.overrides}}))
     recipe["train"] = _typed_settings(cfg.policy_type, budget.preset, recipe["train"])
     path = out / "recipe.json"
@@ -364,7 +371,7 @@ def summarize(cfg: ReproduceConfig, budget: Budget, results: dict[str, dict], ti
     sighted = _pooled(seeded)
     report = {
         "benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
-        "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data, "train": {**budget.train_for(cfg.policy_type), **cfg.overrides},
+        "seeds": cfg.seeds, "budget_note": budget.note, "data": cfg.data_for(budget), "train": {**budget.train_for(cfg.policy_type), **cfg.overrides},
         "eval_episodes_per_task": seeded[0]["episodes_per_task"], "success": sighted, "blind_success": float(np.mean(blind)) if blind else None,
         "vision_dependence": 100 * (sighted["mean"] - float(np.mean(blind))) if blind else None,
         "tasks": per_task, "by_difficulty": {g: float(np.mean(v)) for g, v in groups.items()},
@@ -496,7 +503,7 @@ def reproduce_libero(cfg: ReproduceConfig, out: str | Path, progress: bool = Tru
     if not cfg.is_libero:
         raise ConfigError(f"unknown LIBERO benchmark {cfg.benchmark!r}; choose from {', '.join(LIBERO_BENCHMARKS)}")
     budget, suite = LIBERO_BUDGETS[cfg.budget], LIBERO_BENCHMARKS[cfg.benchmark]
-    gen = LiberoGenerationConfig(suite=suite, workers=cfg.workers, **budget.data)
+    gen = LiberoGenerationConfig(suite=suite, workers=cfg.workers, **cfg.data_for(budget))
     return _run_stages(
         cfg, budget, Path(out), lambda data_dir: generate_libero(data_dir, gen, progress=progress),
         [(f"seed{s}", s, "none") for s in cfg.seeds],
@@ -540,7 +547,7 @@ def summarize_libero(cfg: ReproduceConfig, budget: Budget, results: dict[str, di
     sighted = _pooled(seeded)
     blind = float(np.mean([r["overall"]["blind_success"] for r in seeded]))
     return {"benchmark": cfg.benchmark, "budget": cfg.budget, "policy_type": cfg.policy_type, "preset": budget.preset,
-            "seeds": cfg.seeds, "budget_note": budget.note, "data": budget.data,
+            "seeds": cfg.seeds, "budget_note": budget.note, "data": cfg.data_for(budget),
             "train": {**budget.train_for(cfg.policy_type), **cfg.overrides}, "init_states": seeded[0]["init_states"],
             "demo_states": f"0-{int(seeded[0]['init_states'].split('-')[0]) - 1}",
             "success": sighted, "blind_success": blind, "vision_dependence": 100 * (sighted["mean"] - blind),

@@ -1,4 +1,4 @@
-"""The frozen-tower feature cache: computed in shards that survive a crash, filled in place."""
+"""The frozen-tower feature cache: shards that survive a crash and are the cache, filled in place."""
 
 import torch
 from torch import nn
@@ -7,8 +7,8 @@ from tinyvla import features
 
 
 class _Tower(nn.Module):
-    """A frozen stand-in for a vision tower: (b, 3, H, W) -> (b, 2, 3), counting the frames it sees (in attributes the cache key ignores); `fail_after`
-    frames in, it raises (a crash in the middle of a long computation)."""
+    """A frozen stand-in for a vision tower: (b, 3, H, W) -> (b, 2, 3), counting the frames it sees (in attributes
+    the cache key ignores); `fail_after` frames in, it raises (a crash in the middle of a long computation)."""
 
     def __init__(self, fail_after: int | None = None):
         super().__init__()
@@ -46,7 +46,7 @@ def test_a_cut_computation_resumes_from_its_shards_and_matches_an_uncut_one(tmp_
     resumed = features.cached_features(tower, images, torch.device("cpu"), progress=False)
     assert tower._seen == 6  # the finished shard was read back, not recomputed
     torch.testing.assert_close(resumed, whole)
-    assert not list((tmp_path / "features").glob("*.parts"))  # the whole is saved: its shards are gone
+    assert len(list((tmp_path / "features").glob("*.parts/*.safetensors"))) == 3  # the shards are the cache
     again = _Tower()
     again.load_state_dict(tower.state_dict())
     torch.testing.assert_close(features.cached_features(again, images, torch.device("cpu"), progress=False), whole)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -80,7 +80,7 @@ def compute_features(tower: nn.Module, images: torch.Tensor, device: torch.devic
         for shard in range(0, len(images), SHARD_FRAMES):
             stop = min(shard + SHARD_FRAMES, len(images))
             part = parts / f"{shard:010d}-{stop:010d}.safetensors" if parts is not None else None
-            feats = _load_part(part)
+            feats = _load_part(part, stop - shard)
             if feats is None:
                 chunks = []
                 for start in range(shard, stop, batch_size):
@@ -103,13 +103,14 @@ def compute_features(tower: nn.Module, images: torch.Tensor, device: torch.devic
     return out
 
 
-def _load_part(part: Path | None) -> torch.Tensor | None:
+def _load_part(part: Path | None, frames: int) -> torch.Tensor | None:
     if part is None or not part.is_file():
         return None
     try:
-        return load_file(str(part))["features"]
+        feats = load_file(str(part))["features"]
     except Exception:  # a truncated or foreign file: compute again
         return None
+    return feats if len(feats) == frames else None
 
 
 def _save_part(part: Path | None, feats: torch.Tensor) -> None:
@@ -120,14 +121,16 @@ def _save_part(part: Path | None, feats: torch.Tensor) -> None:
         tmp = part.with_name(f".{part.name}.tmp-{os.getpid()}")
         save_file({"features": feats.contiguous()}, str(tmp))
         os.replace(tmp, part)
-    except OSError:  # a read-only or full disk costs the resumability, not the run
-        pass
+    except OSError as e:  # a read-only or full disk costs the cache, not the run
+        warnings.warn(f"feature cache not written ({e})", stacklevel=3)
 
 
 def cached_features(tower: nn.Module, images: torch.Tensor, device: torch.device, desc: str = "features",
                     progress: bool = True) -> torch.Tensor:
-    """`compute_features`, read from / written to the disk cache (atomically; a damaged file is recomputed).
-    A computation cut short resumes from its finished shards (in <key>.parts/, removed once the whole is saved)."""
+    """`compute_features`, read from / written to the disk cache: a folder of shards (`<key>.parts/`, each written
+    atomically; a damaged one is recomputed), so a computation cut short resumes from its finished shards and a
+    finished one is read back without ever holding a second copy of the features (writing one many-GB file would:
+    MT50's training split is 7 GB). A single `<key>.safetensors` file (the cache before session 25) is still read."""
     key = _fingerprint(tower, images)
     path = cache_root() / f"{key}.safetensors"
     if path.is_file():
@@ -135,14 +138,4 @@ def cached_features(tower: nn.Module, images: torch.Tensor, device: torch.device
             return load_file(str(path))["features"]
         except Exception:  # a truncated or foreign file: compute again
             pass
-    parts = cache_root() / f"{key}.parts"
-    features = compute_features(tower, images, device, desc=desc, progress=progress, parts=parts)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file({"features": features.contiguous()}, str(tmp))
-        os.replace(tmp, path)
-        shutil.rmtree(parts, ignore_errors=True)
-    except OSError as e:  # a read-only or full disk costs the cache, not the run
-        print(f"feature cache not written ({e})")
-    return features
+    return compute_features(tower, images, device, desc=desc, progress=progress, parts=cache_root() / f"{key}.parts")

@@ -124,7 +124,7 @@ def test_frozen_towers_do_not_move_cache_matches_live_and_reload_without_weights
     frozen = {k: v.clone() for k, v in policy.state_dict().items() if k.startswith(("vision.", "language.", "backbone."))}
     trainable = {k: v.clone() for k, v in policy.named_parameters() if v.requires_grad}
     result = train(policy, small, small, TrainConfig(steps=4, batch_size=8, eval_every=4, progress=False), tmp_path / "run")
-    assert result.steps == 4 and any((tmp_path / "cache" / "features").glob("*.safetensors"))
+    assert result.steps == 4 and any((tmp_path / "cache" / "features").glob("*.parts/*.safetensors"))
     after = policy.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())
     assert any(not torch.equal(v, dict(policy.named_parameters())[k]) for k, v in trainable.items())

@@ -107,7 +107,9 @@ BUDGETS: dict[str, Budget] = {
         policy_train={"vla_adapter": {"policy.head_layers": None}},  # VLA-Adapter's own `pretrained_vision` (4.9M)
         note="2-core CPU, alone (sessions 19-23's machine): 10 min of generation and 24 min of tower features once, "
              "then per seed 14 min (TinyVLA) or 23 min (VLA-Adapter) of training and 13 min of evaluation with the "
-             "blind control (26 min with --eval-episodes 50) (docs/metaworld.md); pip install 'tinyvla[pretrained]'",
+             "blind control (26 min with --eval-episodes 50) (docs/metaworld.md); mt50 with --episodes-per-task 50 (at 100 "
+             "the frames + tower features would take ~26 GB): 27 min of demos and 74 min of tower features once, 16 min of training; "
+             "pip install 'tinyvla[pretrained]'",
     ),
     # Seconds, for tests and to check an installation: the whole pipeline at toy scale.
     "smoke": Budget(

@@ -81,19 +81,18 @@ def compute_features(tower: nn.Module, images: torch.Tensor, device: torch.devic
             stop = min(shard + SHARD_FRAMES, len(images))
             part = parts / f"{shard:010d}-{stop:010d}.safetensors" if parts is not None else None
             feats = _load_part(part, stop - shard)
-            if feats is None:
-                chunks = []
-                for start in range(shard, stop, batch_size):
-                    x = images[start : min(start + batch_size, stop)].to(device).float() / 255.0
-                    chunks.append(tower(x.contiguous(memory_format=torch.channels_last)).to("cpu", torch.float16))
-                    bar.update(len(x))
-                feats = torch.cat(chunks)
-                _save_part(part, feats)
-            else:
+            if feats is not None:
+                out = out if out is not None else torch.empty((len(images), *feats.shape[1:]), dtype=torch.float16)
+                out[shard:stop] = feats
                 bar.update(stop - shard)
-            if out is None:
-                out = torch.empty((len(images), *feats.shape[1:]), dtype=torch.float16)
-            out[shard:stop] = feats
+                continue
+            for start in range(shard, stop, batch_size):  # straight into the output: no per-shard list + cat
+                x = images[start : min(start + batch_size, stop)].to(device).float() / 255.0
+                y = tower(x.contiguous(memory_format=torch.channels_last))
+                out = out if out is not None else torch.empty((len(images), *y.shape[1:]), dtype=torch.float16)
+                out[start : start + len(x)] = y
+                bar.update(len(x))
+            _save_part(part, out[shard:stop])
     finally:
         bar.close()
         tower.to(memory_format=torch.contiguous_format)
